@@ -1,0 +1,65 @@
+"""The ``lanner`` entry point.
+
+Exit codes: 0 ok, 2 usage or config error, 1 any other failure. A failure prints one line
+(``error: ...``); ``--debug`` prints the traceback too.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Sequence
+
+import click
+
+from lanner import __version__
+from lanner.cli.app import CliState, err
+from lanner.cli.dataset import dataset
+from lanner.core.errors import LannerError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+@click.option("--quiet", "-q", is_flag=True, help="Only print results and errors: no progress bars or status lines.")
+@click.version_option(__version__, prog_name="lanner")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool, quiet: bool) -> None:
+    """lanner: train, compile, stream and serve vision models on CPU or GPU."""
+    ctx.obj = CliState(debug=debug, quiet=quiet)
+
+
+cli.add_command(dataset)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and return its exit code (also used by tests)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    try:
+        cli.main(args=args, prog_name="lanner", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show(file=sys.stderr)
+        return 2 if isinstance(exc, click.UsageError) else exc.exit_code
+    except click.Abort:
+        err.print("aborted")
+        return 130
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return 130
+    except LannerError as exc:
+        if debug:
+            traceback.print_exc()
+        err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+        return exc.exit_code
+    except Exception as exc:  # the last line of defence: one line, traceback only on --debug
+        if debug:
+            traceback.print_exc()
+        err.print(f"error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", markup=False)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""L2: compression (pruning, quantization-aware training)."""

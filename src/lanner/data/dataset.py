@@ -1,0 +1,63 @@
+"""The in-memory form of a detection dataset, shared by every reader, writer and the synthetic world.
+
+All formats on disk keep images under ``<root>/images/`` (KITTI's ``image_2`` is read too); only the
+label files differ. Boxes are ``Detections`` in pixel xyxy with ``confidence`` 1. KITTI's extra
+columns travel in ``Detections.data`` under their KITTI names (``truncated``, ``occluded``, ``alpha``,
+``dimensions`` (N,3: h w l), ``location`` (N,3: x y z), ``rotation_y``), so a KITTI -> COCO -> KITTI
+trip can keep them where the middle format has room.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lanner.core.detections import Detections
+
+KITTI_EXTRA_COLUMNS = ("truncated", "occluded", "alpha", "dimensions", "location", "rotation_y")
+
+
+@dataclass
+class Sample:
+    """One image and its labelled boxes. ``image_path`` is absolute; ``image_id`` is unique in the set."""
+
+    image_id: str
+    image_path: Path
+    width: int
+    height: int
+    boxes: Detections = field(default_factory=Detections.empty)
+
+
+@dataclass
+class DetectionDataset:
+    """A list of samples and the class names that ``boxes.class_id`` indexes into."""
+
+    root: Path
+    classes: list[str]
+    samples: list[Sample]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def box_count(self) -> int:
+        return sum(len(s.boxes) for s in self.samples)
+
+    def class_counts(self) -> dict[str, int]:
+        counts = np.zeros(len(self.classes), np.int64)
+        for s in self.samples:
+            counts += np.bincount(s.boxes.class_id, minlength=len(self.classes))[: len(self.classes)]
+        return dict(zip(self.classes, counts.tolist(), strict=True))
+
+
+def kitti_defaults(n: int) -> dict[str, np.ndarray]:
+    """KITTI's extra columns with the values TAO writes for 2D-only labels."""
+    return {
+        "truncated": np.zeros(n, np.float32),
+        "occluded": np.zeros(n, np.int64),
+        "alpha": np.zeros(n, np.float32),
+        "dimensions": np.zeros((n, 3), np.float32),
+        "location": np.zeros((n, 3), np.float32),
+        "rotation_y": np.zeros(n, np.float32),
+    }

@@ -1,0 +1,1 @@
+"""L3: streaming video analytics (sources, mux, inference, tracking, analytics, sinks)."""

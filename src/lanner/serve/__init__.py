@@ -1,0 +1,1 @@
+"""L3: model serving over the KServe v2 protocol."""

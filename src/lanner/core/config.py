@@ -108,7 +108,7 @@ def parse_override(item: str) -> tuple[KeyPath, Any]:
 
 
 def _construct(node: yaml.Node, prefix: KeyPath, path: Path, origins: dict[KeyPath, str]) -> Any:
-    origins[prefix] = f"{path}:{node.start_mark.line + 1}"
+    origins.setdefault(prefix, f"{path}:{node.start_mark.line + 1}")
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
@@ -121,6 +121,7 @@ def _construct(node: yaml.Node, prefix: KeyPath, path: Path, origins: dict[KeyPa
                     where=f"{path}:{key_node.start_mark.line + 1}",
                     fix="keep one of them",
                 )
+            origins[prefix + (key,)] = f"{path}:{key_node.start_mark.line + 1}"  # errors point at the key
             out[key] = _construct(value_node, prefix + (key,), path, origins)
         return out
     if isinstance(node, yaml.SequenceNode):

@@ -13,7 +13,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,7 +108,8 @@ class Detections:
     def __len__(self) -> int:
         return int(self.xyxy.shape[0])
 
-    def __iter__(self):  # noqa: ANN204 - yields single-row Detections
+    def __iter__(self) -> Iterator[Detections]:
+        """Yield one single-row ``Detections`` per box."""
         for i in range(len(self)):
             yield self[i : i + 1]
 
@@ -164,9 +165,9 @@ def _column(name: str, value: Any, n: int, dtype: type) -> np.ndarray:
         array = array.reshape(1)
     if array.shape != (n,):
         raise DataError(f"Detections.{name} must have shape ({n},) to match xyxy, got {array.shape}")
-    if np.issubdtype(dtype, np.integer) and array.size and not np.issubdtype(array.dtype, np.integer):
-        if not np.all(np.equal(np.mod(array, 1), 0)):
-            raise DataError(f"Detections.{name} must hold integers, got {array.dtype} with fractions")
+    fractional = array.size and not np.issubdtype(array.dtype, np.integer) and np.issubdtype(dtype, np.integer)
+    if fractional and not np.all(np.equal(np.mod(array, 1), 0)):
+        raise DataError(f"Detections.{name} must hold integers, got {array.dtype} with fractions")
     return array.astype(dtype, copy=False)
 
 

@@ -31,12 +31,13 @@ class Frame:
     events: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if isinstance(self.image, np.ndarray):
-            if self.image.ndim != 3 or self.image.shape[2] != 3 or self.image.dtype != np.uint8:
-                raise DataError(
-                    f"Frame.image must be HxWx3 uint8, got shape {self.image.shape} dtype {self.image.dtype}",
-                    where=f"source {self.source_id} frame {self.frame_idx}",
-                )
+        image = self.image
+        bad = isinstance(image, np.ndarray) and (image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8)
+        if bad:
+            raise DataError(
+                f"Frame.image must be HxWx3 uint8, got shape {image.shape} dtype {image.dtype}",
+                where=f"source {self.source_id} frame {self.frame_idx}",
+            )
 
     @property
     def hw(self) -> tuple[int, int]:

@@ -1,0 +1,127 @@
+from pathlib import Path
+
+import pytest
+
+from lanner.core import ConfigError, Section, load_config, save_config
+
+
+class Optimizer(Section):
+    name: str = "sgd"
+    learning_rate: float = 0.01
+    momentum: float = 0.9
+
+
+class Training(Section):
+    epochs: int = 10
+    batch_size: int = 16
+    optimizer: Optimizer = Optimizer()
+
+
+class Dataset(Section):
+    root: str
+    classes: list[str] = []
+
+
+class Spec(Section):
+    dataset: Dataset
+    training: Training = Training()
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "spec.yaml"
+    path.write_text(text)
+    return path
+
+
+GOOD = """\
+dataset:
+  root: data/
+  classes: [car, person]
+training:
+  epochs: 3
+  optimizer:
+    learning_rate: 0.1
+"""
+
+
+def test_defaults_file_then_overrides(tmp_path):
+    spec = load_config(Spec, write(tmp_path, GOOD), overrides=["training.optimizer.momentum=0.5", "training.epochs=7"])
+    assert spec.dataset.classes == ["car", "person"]
+    assert spec.training.epochs == 7
+    assert spec.training.batch_size == 16
+    assert spec.training.optimizer.learning_rate == 0.1
+    assert spec.training.optimizer.momentum == 0.5
+
+
+def test_override_parses_yaml_values(tmp_path):
+    spec = load_config(Spec, write(tmp_path, GOOD), overrides=["dataset.classes=[a, b, c]"])
+    assert spec.dataset.classes == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize(
+    ("text", "overrides", "expected"),
+    [
+        # a typo in a nested key: file, line, key path and the nearest valid key
+        (
+            GOOD.replace("learning_rate", "lerning_rate"),
+            [],
+            "spec.yaml:7: training.optimizer.lerning_rate: unknown key; did you mean 'learning_rate'?",
+        ),
+        # a typo in a section name
+        (GOOD.replace("training:", "trainig:"), [], "spec.yaml:4: trainig: unknown key; did you mean 'training'?"),
+        # a wrong type names the line of the value
+        (
+            GOOD.replace("epochs: 3", "epochs: three"),
+            [],
+            "spec.yaml:5: training.epochs: Input should be a valid integer",
+        ),
+        # a required key missing
+        ("training:\n  epochs: 2\n", [], "dataset: required key is missing"),
+        # an override with a typo is reported as coming from --set
+        (GOOD, ["training.epoch=3"], "--set training.epoch=3: training.epoch: unknown key; did you mean 'epochs'?"),
+        # an override without '='
+        (GOOD, ["training.epochs"], "has no '='"),
+        # an override that descends into a value
+        (GOOD, ["training.epochs.x=1"], "is a value, not a section"),
+        # broken YAML names its line
+        ("dataset:\n  root: [unclosed\n", [], "spec.yaml:3: invalid YAML"),
+        # a key given twice
+        ("dataset:\n  root: a\n  root: b\n", [], "spec.yaml:3: key 'dataset.root' appears twice"),
+        # the file is a list, not a mapping
+        ("- a\n- b\n", [], "must be a mapping"),
+    ],
+)
+def test_config_errors_name_file_line_key_and_fix(tmp_path, text, overrides, expected):
+    with pytest.raises(ConfigError) as info:
+        load_config(Spec, write(tmp_path, text), overrides=overrides)
+    assert expected in str(info.value)
+
+
+def test_every_error_is_reported(tmp_path):
+    text = GOOD.replace("epochs: 3", "epochs: x").replace("learning_rate", "lr")
+    with pytest.raises(ConfigError) as info:
+        load_config(Spec, write(tmp_path, text))
+    message = str(info.value)
+    assert "training.epochs" in message and "training.optimizer.lr" in message
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(Spec, tmp_path / "nope.yaml")
+
+
+def test_unknown_key_without_close_match_lists_valid_keys(tmp_path):
+    with pytest.raises(ConfigError, match="valid keys here: epochs, batch_size, optimizer"):
+        load_config(Spec, write(tmp_path, GOOD), overrides=["training.zzzzzz=1"])
+
+
+def test_saved_config_loads_back(tmp_path):
+    spec = load_config(Spec, write(tmp_path, GOOD), overrides=["training.epochs=4"])
+    saved = save_config(spec, tmp_path / "results" / "resolved.yaml")
+    assert load_config(Spec, saved) == spec
+
+
+def test_assignment_is_validated():
+    spec = load_config(Spec, data={"dataset": {"root": "x"}})
+    with pytest.raises(ValueError):
+        spec.training.epochs = "many"

@@ -19,6 +19,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/lint-imports
+	$(BIN)/mypy src/lanner/core
 
 test: lint
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -q

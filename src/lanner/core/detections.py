@@ -101,7 +101,7 @@ class Detections:
             xyxy=np.concatenate([d.xyxy for d in items]),
             confidence=np.concatenate([d.confidence for d in items]),
             class_id=np.concatenate([d.class_id for d in items]),
-            tracker_id=np.concatenate([d.tracker_id for d in items]) if tracked else None,  # type: ignore[misc]
+            tracker_id=np.concatenate([d.tracker_id for d in items]) if tracked else None,
             data={k: np.concatenate([d.data[k] for d in items]) for k in keys},
         )
 

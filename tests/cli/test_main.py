@@ -57,3 +57,16 @@ def test_debug_shows_traceback(failing_command, capsys):
     failing_command["error"] = DataError("bad")
     assert main(["--debug", "boom"]) == 1
     assert "Traceback" in capsys.readouterr().err
+
+
+def test_exit_code_from_ctx_exit_is_returned():
+    @click.command("quit3")
+    @click.pass_context
+    def quit3(ctx: click.Context) -> None:
+        ctx.exit(3)
+
+    cli.add_command(quit3)
+    try:
+        assert main(["quit3"]) == 3
+    finally:
+        cli.commands.pop("quit3")

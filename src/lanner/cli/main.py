@@ -36,7 +36,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     try:
-        cli.main(args=args, prog_name="lanner", standalone_mode=False)
+        # standalone_mode=False: click returns ctx.exit(n)'s code instead of exiting
+        rc = cli.main(args=args, prog_name="lanner", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.ClickException as exc:
@@ -58,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         err.print(f"error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", markup=False)
         return 1
-    return 0
+    return rc if isinstance(rc, int) else 0
 
 
 if __name__ == "__main__":

@@ -61,3 +61,33 @@ def kitti_defaults(n: int) -> dict[str, np.ndarray]:
         "location": np.zeros((n, 3), np.float32),
         "rotation_y": np.zeros(n, np.float32),
     }
+
+
+@dataclass(frozen=True)
+class ClassificationSample:
+    """One image of a classification set: an absolute ``image_path`` and the index of its class."""
+
+    image_path: Path
+    class_id: int
+
+
+@dataclass
+class ClassificationDataset:
+    """An image classification set (ImageFolder: ``<root>/<class>/<image>``); ``classes[class_id]`` names a class.
+
+    Example:
+        >>> ds = ClassificationDataset(Path("pets"), ["cat", "dog"], [ClassificationSample(Path("/p/cat/1.png"), 0)])
+        >>> ds.class_counts()
+        {'cat': 1, 'dog': 0}
+    """
+
+    root: Path
+    classes: list[str]
+    samples: list[ClassificationSample]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def class_counts(self) -> dict[str, int]:
+        counts = np.bincount(np.asarray([s.class_id for s in self.samples], np.int64), minlength=len(self.classes))
+        return dict(zip(self.classes, counts[: len(self.classes)].tolist(), strict=True))

@@ -158,6 +158,3 @@ def _display(path: Path) -> str:
         return os.path.relpath(path) if Path(path).resolve().is_relative_to(Path.cwd()) else str(path)
     except ValueError:
         return str(path)
-
-
-# synth is registered by cli/synth.py's author

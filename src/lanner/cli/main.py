@@ -15,6 +15,7 @@ import click
 from lanner import __version__
 from lanner.cli.app import CliState, err
 from lanner.cli.dataset import dataset
+from lanner.cli.synth import synth
 from lanner.core.errors import LannerError
 
 
@@ -28,6 +29,7 @@ def cli(ctx: click.Context, debug: bool, quiet: bool) -> None:
     ctx.obj = CliState(debug=debug, quiet=quiet)
 
 
+dataset.add_command(synth)
 cli.add_command(dataset)
 
 

@@ -1,1 +1,36 @@
-"""L1: the engine (numpy IR, ONNX import, passes, calibration, plans, backends). Filled by the engine issue."""
+"""L1: the engine (the TensorRT analog): ONNX → numpy IR → passes → backends.
+
+Part 1 (this tree): IR + verifier, ONNX import with shape inference, the op table with numpy
+reference kernels, the ``reference`` backend, op coverage, and the first passes.
+
+Example:
+    >>> from lanner.engine import load_onnx, optimize, get_backend
+    >>> graph = optimize(load_onnx("model.onnx"))  # doctest: +SKIP
+    >>> outputs = get_backend("reference").prepare(graph).run({"images": batch})  # doctest: +SKIP
+"""
+
+from lanner.engine.backends import get_backend
+from lanner.engine.coverage import CoverageReport, check_coverage
+from lanner.engine.ir import Graph, InvalidGraphError, Node, Value, verify
+from lanner.engine.onnx_export import to_onnx
+from lanner.engine.onnx_import import import_model, load_onnx
+from lanner.engine.passes import PASSES, optimize, summarize_layers
+from lanner.engine.shape_inference import infer_shapes
+
+__all__ = [
+    "PASSES",
+    "CoverageReport",
+    "Graph",
+    "InvalidGraphError",
+    "Node",
+    "Value",
+    "check_coverage",
+    "get_backend",
+    "import_model",
+    "infer_shapes",
+    "load_onnx",
+    "optimize",
+    "summarize_layers",
+    "to_onnx",
+    "verify",
+]

@@ -1,0 +1,76 @@
+"""QuantizeLinear / DequantizeLinear (opsets 13–21, per-tensor and per-axis; blocked not supported).
+
+Spec: https://onnx.ai/onnx/operators/onnx__QuantizeLinear.html —
+``y = saturate(round_half_to_even(x / y_scale) + y_zero_point)``; the output type is the zero point's
+(uint8 when absent). ``x = (y - x_zero_point) * x_scale``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from lanner.engine.dtypes import to_numpy_dtype
+from lanner.engine.ir.graph import Node, Value
+from lanner.engine.ops.registry import TensorType, onnx_op, unsupported
+from lanner.engine.ops.shapes import normalize_axis
+
+Array = np.ndarray
+Inputs = Sequence[np.ndarray | None]
+Ins = Sequence[Value | None]
+
+
+def _check(node: Node, opset: int) -> None:
+    if node.attr("block_size", 0):
+        raise unsupported(node, opset, "blocked quantization (block_size)")
+
+
+def _per_axis(param: Array, x: Array, node: Node) -> Array:
+    """A 1-D scale/zero point applies along ``axis`` (default 1); a scalar applies to all."""
+    param = np.asarray(param)
+    if param.ndim == 0 or param.size == 1:
+        return param.reshape(())
+    shape = [1] * x.ndim
+    shape[normalize_axis(node.attr("axis", 1), x.ndim)] = -1
+    return param.reshape(shape)
+
+
+def _output_dtype(node: Node, zero_point_dtype: np.dtype | None) -> np.dtype:
+    """The zero point's type, else QuantizeLinear-21's ``output_dtype``, else uint8."""
+    if zero_point_dtype is not None:
+        return zero_point_dtype
+    code = int(node.attr("output_dtype", 0))
+    return to_numpy_dtype(code, node.name) if code else np.dtype("uint8")
+
+
+def _quantize_infer(node: Node, ins: Ins) -> list[TensorType]:
+    x, zp = ins[0], (ins[2] if len(ins) > 2 else None)
+    assert x is not None and x.shape is not None
+    return [(_output_dtype(node, None if zp is None else zp.dtype), x.shape)]
+
+
+@onnx_op("QuantizeLinear", infer=_quantize_infer, check=_check)
+def quantize_linear(node: Node, xs: Inputs) -> Array:
+    x = np.asarray(xs[0], dtype=np.float32)
+    given = xs[2] if len(xs) > 2 else None
+    zp = given if given is not None else np.zeros((), _output_dtype(node, None))
+    scale = _per_axis(np.asarray(xs[1], dtype=np.float32), x, node)
+    info = np.iinfo(zp.dtype)
+    y = np.round(x / scale) + _per_axis(zp, x, node).astype(np.float32)
+    return np.clip(y, info.min, info.max).astype(zp.dtype)
+
+
+def _dequantize_infer(node: Node, ins: Ins) -> list[TensorType]:
+    x, scale = ins[0], ins[1]
+    assert x is not None and x.shape is not None and scale is not None and scale.dtype is not None
+    return [(scale.dtype, x.shape)]
+
+
+@onnx_op("DequantizeLinear", infer=_dequantize_infer, check=_check)
+def dequantize_linear(node: Node, xs: Inputs) -> Array:
+    x = np.asarray(xs[0])
+    scale = np.asarray(xs[1])
+    zp = xs[2] if len(xs) > 2 and xs[2] is not None else np.zeros((), x.dtype)
+    y = (x.astype(np.int32) - _per_axis(zp, x, node).astype(np.int32)).astype(np.float32) * _per_axis(scale, x, node)
+    return y.astype(scale.dtype)

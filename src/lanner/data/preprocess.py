@@ -1,0 +1,123 @@
+"""Bring images to a network's input and boxes back: letterbox/stretch, colour order, mean/std.
+
+One implementation shared by training, evaluation, calibration, the engine tools and the pipeline, so
+a model sees the same pixels everywhere. ``InputSpec`` holds what a model's metadata says about its
+input (``ModelInfo`` fields, or the ONNX ``metadata_props`` that ``export_onnx`` writes).
+
+``letterbox`` follows YOLOX: scale to fit keeping the aspect ratio, image at the top-left, pad right and
+bottom with ``pad_value``. Boxes map back with a single division, no offset.
+
+Example:
+    >>> import numpy as np
+    >>> spec = InputSpec(size_hw=(384, 640), resize="letterbox")
+    >>> nchw, scales = to_network_input([np.zeros((720, 1280, 3), np.uint8)], spec)
+    >>> nchw.shape, scales[0]
+    ((1, 3, 384, 640), (0.5, 0.5))
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from lanner.core.errors import ConfigError, DataError
+
+RESIZE_MODES = ("letterbox", "stretch")
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """A network input: size (height, width), resize mode, colour order, mean/std in 0-255 pixel units."""
+
+    size_hw: tuple[int, int]
+    resize: str = "letterbox"
+    color_order: str = "RGB"
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    pad_value: float = 114.0
+
+    def __post_init__(self) -> None:
+        if self.resize not in RESIZE_MODES:
+            raise ConfigError(f"unknown resize mode '{self.resize}'", fix=f"use one of {', '.join(RESIZE_MODES)}")
+        if self.color_order not in ("RGB", "BGR"):
+            raise ConfigError(f"unknown color_order '{self.color_order}'", fix="use RGB or BGR")
+        if len(self.size_hw) != 2 or min(self.size_hw) < 1:
+            raise ConfigError(f"input size must be (height, width) > 0, got {self.size_hw}")
+
+    @classmethod
+    def from_metadata(cls, meta: Mapping[str, str]) -> InputSpec:
+        """Read the spec from ONNX ``metadata_props`` as written by ``lanner.models.export_onnx``."""
+        if "input_size" not in meta:
+            raise DataError(
+                "the model has no 'input_size' in its metadata_props",
+                fix="export it with `lanner export` or pass the input size and normalisation explicitly",
+            )
+
+        def floats(key: str, default: tuple[float, ...]) -> tuple[float, float, float]:
+            return tuple(float(v) for v in json.loads(meta[key])) if key in meta else default  # type: ignore[return-value]
+
+        return cls(
+            size_hw=tuple(int(v) for v in json.loads(meta["input_size"])),  # type: ignore[arg-type]
+            resize=meta.get("resize", "stretch"),
+            color_order=meta.get("color_order", "RGB"),
+            mean=floats("mean", (0.0, 0.0, 0.0)),
+            std=floats("std", (1.0, 1.0, 1.0)),
+            pad_value=float(json.loads(meta["pad_value"])) if "pad_value" in meta else 114.0,
+        )
+
+
+def letterbox(image: np.ndarray, size_hw: tuple[int, int], pad_value: float = 114.0) -> tuple[np.ndarray, float]:
+    """Scale ``image`` (HxWxC) to fit ``size_hw`` keeping its aspect; pad right/bottom. Returns (image, scale)."""
+    h, w = image.shape[:2]
+    out_h, out_w = size_hw
+    scale = min(out_h / h, out_w / w)
+    new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
+    out = np.full((out_h, out_w, image.shape[2]), pad_value, dtype=image.dtype)
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    out[:new_h, :new_w] = cv2.resize(image, (new_w, new_h), interpolation=interp) if scale != 1 else image
+    return out, scale
+
+
+def resize_image(image: np.ndarray, spec: InputSpec) -> tuple[np.ndarray, tuple[float, float]]:
+    """Bring one HxWx3 image to the spec's size; returns it and the (x, y) scale applied to coordinates."""
+    if spec.resize == "letterbox":
+        out, scale = letterbox(image, spec.size_hw, spec.pad_value)
+        return out, (scale, scale)
+    h, w = image.shape[:2]
+    out_h, out_w = spec.size_hw
+    out = cv2.resize(image, (out_w, out_h), interpolation=cv2.INTER_AREA if out_h < h else cv2.INTER_LINEAR)
+    return out, (out_w / w, out_h / h)
+
+
+def to_network_input(
+    images_bgr: Sequence[np.ndarray], spec: InputSpec, dtype: type = np.float32
+) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """Stack BGR uint8 images into the normalised NCHW batch the model expects; also return per-image scales."""
+    if not images_bgr:
+        raise DataError("no images to preprocess")
+    batch = np.empty((len(images_bgr), 3, *spec.size_hw), dtype=dtype)
+    scales = []
+    mean = np.asarray(spec.mean, np.float32)
+    inv_std = 1.0 / np.asarray(spec.std, np.float32)
+    for i, image in enumerate(images_bgr):
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise DataError(f"image {i} must be HxWx3, got shape {image.shape}")
+        resized, scale = resize_image(image, spec)
+        if spec.color_order == "RGB":
+            resized = resized[:, :, ::-1]
+        batch[i] = ((resized.astype(np.float32) - mean) * inv_std).transpose(2, 0, 1)
+        scales.append(scale)
+    return batch, scales
+
+
+def boxes_to_image(xyxy: np.ndarray, scale_xy: tuple[float, float], image_hw: tuple[int, int]) -> np.ndarray:
+    """Map boxes from network-input pixels back to the original image, clipped to it."""
+    out = np.asarray(xyxy, np.float32).reshape(-1, 4) / np.asarray([*scale_xy, *scale_xy], np.float32)
+    h, w = image_hw
+    out[:, [0, 2]] = out[:, [0, 2]].clip(0, w)
+    out[:, [1, 3]] = out[:, [1, 3]].clip(0, h)
+    return out

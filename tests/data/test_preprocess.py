@@ -1,0 +1,75 @@
+"""Letterbox/stretch preprocessing and the box mapping back."""
+
+import json
+
+import numpy as np
+import pytest
+
+from lanner.core.errors import ConfigError, DataError
+from lanner.data.preprocess import InputSpec, boxes_to_image, letterbox, resize_image, to_network_input
+
+
+@pytest.mark.parametrize(
+    ("hw", "size", "scale", "filled"),
+    [
+        ((720, 1280), (384, 640), 0.5, (360, 640)),
+        ((100, 50), (64, 64), 0.64, (64, 32)),
+        ((64, 64), (64, 64), 1.0, (64, 64)),
+    ],
+)
+def test_letterbox_keeps_aspect_top_left_and_pads(hw, size, scale, filled):
+    image = np.full((*hw, 3), 200, np.uint8)
+    out, s = letterbox(image, size, pad_value=114)
+    assert out.shape == (*size, 3) and s == pytest.approx(scale)
+    assert (out[: filled[0], : filled[1]] == 200).all()
+    assert (out[filled[0] :, :] == 114).all() and (out[:, filled[1] :] == 114).all()
+
+
+def test_boxes_map_back_through_letterbox_and_stretch():
+    image = np.zeros((720, 1280, 3), np.uint8)
+    box = np.array([[100.0, 200.0, 300.0, 400.0]])
+    for resize in ("letterbox", "stretch"):
+        _, scale = resize_image(image, InputSpec((384, 512), resize=resize))
+        in_net = box * np.array([*scale, *scale])
+        np.testing.assert_allclose(boxes_to_image(in_net, scale, (720, 1280)), box, atol=1e-3)
+    assert boxes_to_image(np.array([[-5, -5, 2000, 900]]), (1.0, 1.0), (720, 1280)).tolist() == [[0, 0, 1280, 720]]
+
+
+def test_network_input_normalises_and_swaps_to_rgb():
+    bgr = np.zeros((8, 8, 3), np.uint8)
+    bgr[..., 0] = 10  # blue
+    bgr[..., 2] = 250  # red
+    spec = InputSpec((8, 8), resize="stretch", color_order="RGB", mean=(100, 0, 0), std=(2, 1, 1))
+    nchw, scales = to_network_input([bgr, bgr], spec)
+    assert nchw.shape == (2, 3, 8, 8) and nchw.dtype == np.float32 and scales == [(1.0, 1.0)] * 2
+    assert nchw[0, 0, 0, 0] == pytest.approx((250 - 100) / 2)  # R first, normalised
+    assert nchw[0, 2, 0, 0] == pytest.approx(10)
+    bgr_spec = InputSpec((8, 8), resize="stretch", color_order="BGR")
+    assert to_network_input([bgr], bgr_spec)[0][0, 0, 0, 0] == 10
+
+
+def test_spec_from_onnx_metadata_and_errors():
+    meta = {
+        "input_size": json.dumps([384, 640]),
+        "resize": "letterbox",
+        "color_order": "RGB",
+        "mean": "[0, 0, 0]",
+        "std": "[1, 1, 1]",
+        "pad_value": "114.0",
+    }
+    spec = InputSpec.from_metadata(meta)
+    assert spec.size_hw == (384, 640) and spec.resize == "letterbox" and spec.pad_value == 114.0
+    with pytest.raises(DataError, match="input_size"):
+        InputSpec.from_metadata({})
+    with pytest.raises(ConfigError, match="resize mode"):
+        InputSpec((8, 8), resize="crop")
+    with pytest.raises(DataError, match="HxWx3"):
+        to_network_input([np.zeros((8, 8), np.uint8)], InputSpec((8, 8)))
+
+
+def test_module_example_runs():
+    import doctest
+
+    import lanner.data.preprocess as module
+
+    assert doctest.testmod(module).failed == 0

@@ -174,3 +174,17 @@ def test_make_actor_sizes_are_realistic():
     assert 1.4 < person.height_m < 2.0 and person.body_type is None
     with pytest.raises(ValueError):
         make_actor(rng, 4, "tram", 0, 10, 0)
+
+
+@pytest.mark.parametrize("index", [512, 574])
+def test_parts_drawn_outside_the_projected_box_never_give_an_inverted_box(index):
+    # seed 0 images 512 and 574 once labelled a sign whose projected box lay above the image while its
+    # pole showed: the label must be the visible part, never y2 < y1
+    from lanner.data.synth.images import SynthConfig, render_sample
+
+    image, boxes, _, _ = render_sample(SynthConfig(images=1000), index)
+    h, w = image.shape[:2]
+    assert boxes
+    for b in boxes:
+        x0, y0, x1, y1 = b.xyxy
+        assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h, b

@@ -152,6 +152,11 @@ def _label(ids: np.ndarray, d: _Drawn, min_visible_px: int) -> ActorBox | None:
     h, w = ids.shape
     full = d.full_xyxy
     clipped = np.array([max(full[0], 0), max(full[1], 0), min(full[2], w), min(full[3], h)], np.float64)
+    if clipped[2] - clipped[0] < 1 or clipped[3] - clipped[1] < 1:
+        # the projected box misses the image while some pixels show (a part drawn outside the body's box):
+        # label what is visible rather than emit an inverted box
+        rows, cols = np.nonzero(ids[y0:y1, x0:x1] == d.index)
+        clipped = np.array([x0 + cols.min(), y0 + rows.min(), x0 + cols.max() + 1, y0 + rows.max() + 1], np.float64)
     full_area = max((full[2] - full[0]) * (full[3] - full[1]), 1e-9)
     kept = max(clipped[2] - clipped[0], 0.0) * max(clipped[3] - clipped[1], 0.0)
     truncated = 0.0 if np.array_equal(clipped, full) else float(np.clip(1 - kept / full_area, 0, 1))

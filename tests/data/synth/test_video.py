@@ -134,3 +134,26 @@ def test_vehicles_cross_the_road_line(generated) -> None:
     out, _, _ = generated
     manifest = json.loads((out / "manifest.json").read_text())
     assert sum(c["counts"]["road"]["in"] + c["counts"]["road"]["out"] for c in manifest["cameras"]) > 0
+
+
+def test_bitrate_cap_keeps_noisy_video_small(tmp_path):
+    # sensor noise is incompressible: uncapped CRF makes huge files; the cap behaves like a camera's encoder
+    # (x264's VBV overshoots on pure noise at this small size, hence the factor 2)
+    from lanner.data.synth.video import H264Writer
+
+    def kbps(max_kbps: int) -> float:
+        rng = np.random.default_rng(0)
+        path = tmp_path / f"noise{max_kbps}.mp4"
+        with H264Writer(path, 320, 240, 30, max_kbps=max_kbps) as video:
+            for _ in range(60):
+                noisy = 128 + rng.normal(0, 20, (240, 320, 3))  # night-time sensor noise, as effects.py adds it
+                video.write(noisy.clip(0, 255).astype(np.uint8))
+        return path.stat().st_size * 8 / 2 / 1000
+
+    assert kbps(0) > 5 * 400 and kbps(400) < 2 * 400
+
+
+def test_auto_bitrate_cap_scales_with_pixels_and_fps():
+    assert VideoSynthConfig().bitrate_cap_kbps == 4000
+    assert VideoSynthConfig(width=1920, height=1080, fps=15).bitrate_cap_kbps == 4500
+    assert VideoSynthConfig(max_kbps=1234).bitrate_cap_kbps == 1234

@@ -57,7 +57,9 @@ class VideoSynthConfig(Section):
     people and bicycles). ``crf``/``preset`` are x264's quality and speed knobs: at 1280x720 one core
     encodes a frame in ~4 ms with "ultrafast" (the default, to keep render + encode above 60 frames/s)
     and ~11 ms with "veryfast", which makes files about half the size and uses B-frames (as most IP
-    cameras do); pick it when that matters more than time.
+    cameras do); pick it when that matters more than time. ``max_kbps`` caps the bitrate the way an IP
+    camera's encoder does (capped CRF; 0 = auto: 4 Mbit/s at 1280x720 30 fps, scaled by pixels and frame
+    rate): without it, night sensor noise alone made 30 s at 720p weigh 150 MB (40 Mbit/s).
     """
 
     cameras: int = 4
@@ -69,6 +71,7 @@ class VideoSynthConfig(Section):
     density: float = 1.0
     crf: int = 23
     preset: str = "ultrafast"
+    max_kbps: int = 0
 
     @model_validator(mode="after")
     def _check(self) -> VideoSynthConfig:
@@ -88,11 +91,19 @@ class VideoSynthConfig(Section):
             ("density", 0 <= self.density <= 10, "use a density from 0 (empty streets) to 10"),
             ("crf", 0 <= self.crf <= 51, "use an x264 CRF from 0 (lossless) to 51; 18-28 is typical"),
             ("preset", self.preset in X264_PRESETS, f"use one of {', '.join(X264_PRESETS)}"),
+            ("max_kbps", 0 <= self.max_kbps <= 200_000, "use 0 (auto) or a cap in kbit/s, e.g. 4000"),
         )
         for name, ok, fix in checks:
             if not ok:
                 raise ConfigError(f"{name}={getattr(self, name)!r} is out of range", where=f"video.{name}", fix=fix)
         return self
+
+    @property
+    def bitrate_cap_kbps(self) -> int:
+        """The encoder's VBV cap: ``max_kbps``, or 4 Mbit/s for 720p30 scaled by pixels and frame rate."""
+        if self.max_kbps:
+            return self.max_kbps
+        return max(500, round(4000 * self.width * self.height / (1280 * 720) * self.fps / 30))
 
     @property
     def frames(self) -> int:
@@ -170,7 +181,9 @@ def render_camera(config: VideoSynthConfig, index: int, out: Path, progress: Pro
     render_rng = np.random.default_rng(render_seq)
     name = f"cam{index}"
     frames: list[Detections] = []
-    with H264Writer(out / f"{name}.mp4", config.width, config.height, config.fps, config.crf, config.preset) as video:
+    with H264Writer(
+        out / f"{name}.mp4", config.width, config.height, config.fps, config.crf, config.preset, config.bitrate_cap_kbps
+    ) as video:
         done = 0
         for frame_idx, actors in enumerate(traffic.frames(config.frames, config.fps), start=1):
             image, boxes = render(scene, actors, render_rng)
@@ -256,7 +269,16 @@ class H264Writer:
     is off; single-threaded, B-frames and ``aq`` on, the output is a pure function of the frames.
     """
 
-    def __init__(self, path: str | Path, width: int, height: int, fps: int, crf: int = 23, preset: str = "ultrafast"):
+    def __init__(
+        self,
+        path: str | Path,
+        width: int,
+        height: int,
+        fps: int,
+        crf: int = 23,
+        preset: str = "ultrafast",
+        max_kbps: int = 0,
+    ):
         import av  # heavy (FFmpeg); only the video writer needs it
 
         self._av = av
@@ -269,7 +291,8 @@ class H264Writer:
         ctx = stream.codec_context
         ctx.thread_count = 1  # x264's bitstream depends on its thread count: fix it for same-seed-same-bytes
         ctx.color_range, ctx.colorspace, ctx.color_primaries, ctx.color_trc = 1, 6, 6, 6  # MPEG range, SMPTE 170M
-        stream.options = {"crf": str(crf), "preset": preset, "flags": "+bitexact", "x264-params": "mbtree=0"}
+        params = "mbtree=0" + (f":vbv-maxrate={max_kbps}:vbv-bufsize={2 * max_kbps}" if max_kbps else "")
+        stream.options = {"crf": str(crf), "preset": preset, "flags": "+bitexact", "x264-params": params}
         self.stream = stream
         self._pts = 0
 

@@ -125,3 +125,26 @@ def test_assignment_is_validated():
     spec = load_config(Spec, data={"dataset": {"root": "x"}})
     with pytest.raises(ValueError):
         spec.training.epochs = "many"
+
+
+def test_unknown_key_inside_a_tagged_union_names_the_yaml_path_and_suggests(tmp_path):
+    from typing import Annotated, Literal
+
+    from pydantic import Field
+
+    class Redis(Section):
+        type: Literal["redis"] = "redis"
+        maxlen: int = 1000
+
+    class Jsonl(Section):
+        type: Literal["jsonl"] = "jsonl"
+        path: str = "out.jsonl"
+
+    class Pipeline(Section):
+        sinks: list[Annotated[Redis | Jsonl, Field(discriminator="type")]] = []
+
+    path = write(tmp_path, "sinks:\n  - type: jsonl\n  - type: redis\n    maxln: 5\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(Pipeline, path)
+    message = str(info.value)
+    assert "spec.yaml:4" in message and "sinks.1.maxln" in message and "did you mean 'maxlen'" in message

@@ -18,7 +18,6 @@ Example:
 from __future__ import annotations
 
 import difflib
-import types
 import typing
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -167,11 +166,12 @@ def _config_error(schema: type[BaseModel], exc: pydantic.ValidationError, origin
 
 
 def _describe(schema: type[BaseModel], err: Mapping[str, Any], origins: dict, source: str) -> ConfigError:
-    loc = tuple(err["loc"])
+    loc, _ = _walk(schema, tuple(err["loc"]))
     dotted = _dotted(loc)
     where = _origin(loc, origins) or source
     if err["type"] == "extra_forbidden":
-        valid = _field_names(schema, loc[:-1])
+        _, parent = _walk(schema, tuple(err["loc"])[:-1])
+        valid = [name for m in _models_in(parent) for name in m.model_fields]
         close = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.5)
         fix = f"did you mean {close[0]!r}?" if close else f"valid keys here: {', '.join(valid) or '(none)'}"
         return ConfigError("unknown key", where=f"{where}: {dotted}", fix=fix)
@@ -187,26 +187,47 @@ def _origin(loc: KeyPath, origins: dict[KeyPath, str]) -> str | None:
     return None
 
 
-def _field_names(schema: type[BaseModel], loc: KeyPath) -> list[str]:
-    model: Any = schema
+def _walk(schema: type[BaseModel], loc: KeyPath) -> tuple[KeyPath, Any]:
+    """Follow a pydantic error location through the schema.
+
+    Returns the location as the YAML file spells it (a tagged union's tag, which pydantic puts in the
+    location, dropped) and the annotation found there.
+    """
+    annotation: Any = schema
+    clean: list[str | int] = []
     for part in loc:
-        if isinstance(part, int) or model is None:
+        if isinstance(part, int):
+            clean.append(part)
             continue
-        field = model.model_fields.get(part) if _is_model(model) else None
-        model = _model_in(field.annotation) if field is not None else None
-    return list(model.model_fields) if _is_model(model) else []
+        members = _models_in(annotation)
+        tagged = [m for m in members if len(members) > 1 and _has_tag(m, part)]
+        if tagged:  # ("sinks", 0, "redis", "maxln"): "redis" names the union member, not a key
+            annotation = tagged[0]
+            continue
+        clean.append(part)
+        field = next((m.model_fields[part] for m in members if part in m.model_fields), None)
+        annotation = field.annotation if field is not None else None
+    return tuple(clean), annotation
 
 
-def _model_in(annotation: Any) -> Any:
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The models an annotation can hold: itself, a union's members, a list's or dict's items."""
+    if annotation is None:
+        return []
     if _is_model(annotation):
-        return annotation
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType, list, tuple, dict) or origin is not None:
-        for arg in typing.get_args(annotation):
-            found = _model_in(arg)
-            if found is not None:
-                return found
-    return None
+        return [annotation]
+    found: list[type[BaseModel]] = []
+    for arg in typing.get_args(annotation):
+        found += [m for m in _models_in(arg) if m not in found]
+    return found
+
+
+def _has_tag(model: type[BaseModel], tag: str) -> bool:
+    """Whether one of ``model``'s fields is a ``Literal`` that admits ``tag`` (a discriminator)."""
+    for field in model.model_fields.values():
+        if typing.get_origin(field.annotation) is typing.Literal and tag in typing.get_args(field.annotation):
+            return True
+    return False
 
 
 def _is_model(obj: Any) -> bool:

@@ -1,0 +1,99 @@
+"""Analytics config: counting lines, regions of interest (ROIs) with an overcrowding threshold, dwell time.
+
+Mirrors nvdsanalytics' groups (``line-crossing-stream-N``, ``roi-filtering-stream-N``,
+``overcrowding-stream-N``) in one typed section. Coordinates are pixels of the source image
+(x right, y down). A line's "in" direction is crossing from the LEFT of ``p1 -> p2`` to its RIGHT as
+seen on the screen, the same rule as ``lanner.data.synth.lines.CountLine``.
+
+Example:
+    >>> cfg = AnalyticsConfig(lines=[LineConfig(name="road", p1=(0, 100), p2=(200, 100))],
+    ...                       rois=[RoiConfig(name="lot", polygon=[(0, 0), (50, 0), (50, 50)], max_objects=3)])
+    >>> cfg.lines[0].to_count_line().name
+    'road'
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator, model_validator
+
+from lanner.core.config import Section
+from lanner.core.errors import ConfigError
+from lanner.data.synth.lines import CountLine
+
+Point = tuple[float, float]
+
+
+class LineConfig(Section):
+    """A counting segment ``p1 -> p2``; "in" = left-to-right of that direction on screen.
+
+    ``sources`` limits the line to these source ids (empty: every source); ``class_ids`` limits what
+    is counted (empty: every class).
+    """
+
+    name: str
+    p1: Point
+    p2: Point
+    sources: list[int] = []
+    class_ids: list[int] = []
+
+    @model_validator(mode="after")
+    def _check(self) -> LineConfig:
+        if self.p1 == self.p2:
+            raise ConfigError(f"line {self.name!r} has p1 == p2 {self.p1}", where=f"analytics.lines.{self.name}",
+                              fix="give two different end points")  # fmt: skip
+        return self
+
+    def to_count_line(self) -> CountLine:
+        """The same segment as the ground-truth counter's ``CountLine`` (shared crossing math)."""
+        return CountLine(self.name, (float(self.p1[0]), float(self.p1[1])), (float(self.p2[0]), float(self.p2[1])))
+
+
+class RoiConfig(Section):
+    """A polygon region: occupancy per frame, an ``overcrowding`` event when count > ``max_objects``.
+
+    ``max_objects`` = None turns overcrowding off. ``dwell`` reports, when a track leaves (or the
+    source ends), how long it stayed inside. An object is inside when its anchor (bottom centre of
+    its box) is inside the polygon.
+    """
+
+    name: str
+    polygon: list[Point]
+    sources: list[int] = []
+    class_ids: list[int] = []
+    max_objects: int | None = None
+    dwell: bool = True
+
+    @field_validator("polygon")
+    @classmethod
+    def _three_points(cls, value: list[Point]) -> list[Point]:
+        if len(value) < 3:
+            raise ValueError(f"a polygon needs at least 3 points, got {len(value)}")
+        return value
+
+
+class AnalyticsConfig(Section):
+    """All analytics of a pipeline: ``lines`` and ``rois`` (names unique within each list).
+
+    ``dwell_min_s`` drops dwell events shorter than this (a box flickering at the ROI edge).
+    ``track_timeout_frames``: a track not seen for this many frames of its source has left.
+    """
+
+    lines: list[LineConfig] = []
+    rois: list[RoiConfig] = []
+    dwell_min_s: float = 0.0
+    track_timeout_frames: int = Field(150, ge=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> AnalyticsConfig:
+        for kind, items in (("lines", self.lines), ("rois", self.rois)):
+            names = [item.name for item in items]
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            if dupes:
+                raise ConfigError(f"{kind} names repeat: {dupes}", where=f"analytics.{kind}",
+                                  fix="give every entry its own name")  # fmt: skip
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        """True when there is anything to compute."""
+        return bool(self.lines or self.rois)

@@ -15,6 +15,7 @@ import click
 from lanner import __version__
 from lanner.cli.app import CliState, err
 from lanner.cli.dataset import dataset
+from lanner.cli.model import evaluate_cmd, export_cmd, infer_cmd
 from lanner.cli.synth import synth
 from lanner.core.errors import LannerError
 
@@ -31,6 +32,9 @@ def cli(ctx: click.Context, debug: bool, quiet: bool) -> None:
 
 dataset.add_command(synth)
 cli.add_command(dataset)
+cli.add_command(evaluate_cmd)
+cli.add_command(infer_cmd)
+cli.add_command(export_cmd)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,336 @@
+"""``lanner evaluate``, ``lanner infer`` and ``lanner export``: use a trained model.
+
+Each command parses its arguments, calls ``lanner.train`` / ``lanner.models`` and prints the result.
+
+Example:
+    lanner evaluate -m results/best.safetensors -d data/val -o results/eval
+    lanner infer -m model.onnx -i street.jpg -o preds --format kitti
+    lanner export -m results/best.safetensors -o model.onnx --dynamic-batch --input-size 384x640
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import click
+import numpy as np
+from rich.table import Table
+
+from lanner.cli.app import info, out, progress_bar
+from lanner.core.errors import ConfigError, DataError, UsageError
+
+_path = click.Path(path_type=Path)  # existence is checked by the library, with a one-line error
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+INFER_FORMATS = ("json", "kitti", "coco")
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+@click.command("evaluate")
+@click.option("-m", "--model", "model_path", type=_path, required=True, help="Checkpoint (.safetensors) or .onnx.")
+@click.option("-d", "--dataset", "dataset_path", type=_path, required=True, help="KITTI/COCO/YOLO or ImageFolder set.")
+@click.option("-o", "--output", type=_path, help="Folder for metrics.json, pr_curves.png, confusion_matrix.png.")
+@click.option("--conf", default=0.001, show_default=True, help="Score threshold (keep low for mAP).")
+@click.option("--iou", default=0.65, show_default=True, help="NMS IoU threshold.")
+@click.option("--batch-size", default=8, show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
+def evaluate_cmd(
+    model_path: Path, dataset_path: Path, output: Path | None, conf: float, iou: float, batch_size: int, device: str
+) -> None:
+    """Score a model on a labelled dataset: COCO mAP for detectors, top-1/top-5 for classifiers."""
+    from lanner.data.io import read_any
+    from lanner.train.evaluate import evaluate_model
+    from lanner.train.predict import load_model
+
+    model = load_model(model_path, device)
+    ds = read_any(dataset_path)
+    with progress_bar("evaluating", len(ds)) as advance:
+        report = evaluate_model(
+            model, ds, output, conf=conf, iou=iou, batch_size=batch_size, device=device, progress=advance
+        )
+    if report.task == "detection":
+        _print_detection(report)
+    else:
+        _print_classification(report)
+    for path in report.files.values():
+        info(f"wrote {path}")
+
+
+def _print_detection(report) -> None:
+    m = report.metrics
+    table = Table(title=f"detection: {report.num_images} images")
+    for column in ("class", "GT boxes", "AP@[.5:.95]", "AP@.5", "precision", "recall"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for name in report.class_names:
+        table.add_row(
+            name,
+            str(m.num_gt.get(name, 0)),
+            _fmt(m.per_class_ap[name]),
+            _fmt(m.per_class_ap50[name]),
+            _fmt(m.precision[name]),
+            _fmt(m.recall[name]),
+        )
+    table.add_section()
+    table.add_row("all", str(sum(m.num_gt.values())), _fmt(m.map), _fmt(m.map50), "", "")
+    out.print(table)
+    out.print(f"mAP@[.5:.95] {_fmt(m.map, 4)}  mAP@.5 {_fmt(m.map50, 4)}  mAP@.75 {_fmt(m.map75, 4)}", markup=False)
+
+
+def _print_classification(report) -> None:
+    m = report.metrics
+    table = Table(title=f"classification: {report.num_images} images")
+    table.add_column("class")
+    table.add_column("images", justify="right")
+    table.add_column("accuracy", justify="right")
+    support = m.confusion.sum(axis=1)
+    for i, name in enumerate(report.class_names):
+        table.add_row(name, str(int(support[i])), _fmt(m.per_class_accuracy[name]))
+    out.print(table)
+    out.print(f"top-1 {_fmt(m.top1, 4)}  top-5 {_fmt(m.top5, 4)}", markup=False)
+
+
+def list_images(path: Path) -> tuple[list[Path], Path]:
+    """The images to run on (one file, or a folder's images recursively, sorted) and the root they are under."""
+    if path.is_file():
+        return [path], path.parent
+    if not path.is_dir():
+        raise DataError("no such image or folder", where=str(path), fix="pass an image file or a folder of images")
+    images = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not images:
+        raise DataError("the folder has no images", where=str(path), fix=f"put {', '.join(IMAGE_SUFFIXES)} files in it")
+    return images, path
+
+
+@click.command("infer")
+@click.option("-m", "--model", "model_path", type=_path, required=True, help="Checkpoint (.safetensors) or .onnx.")
+@click.option("-i", "--input", "input_path", type=_path, required=True, help="An image or a folder of images.")
+@click.option("-o", "--output", type=_path, required=True, help="Folder for annotated images and predictions.")
+@click.option("--format", "fmt", type=click.Choice(INFER_FORMATS), default="json", show_default=True)
+@click.option("--conf", default=0.25, show_default=True, help="Score threshold.")
+@click.option("--iou", default=0.45, show_default=True, help="NMS IoU threshold.")
+@click.option("--batch-size", default=8, show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
+def infer_cmd(
+    model_path: Path,
+    input_path: Path,
+    output: Path,
+    fmt: str,
+    conf: float,
+    iou: float,
+    batch_size: int,
+    device: str,
+) -> None:
+    """Run a model on images: annotated copies in OUTPUT/annotated plus predictions as JSON, KITTI or COCO.
+
+    An image that cannot be read is reported and skipped; the others are processed, then the command
+    exits 1 naming how many failed.
+    """
+    from lanner.train.predict import load_model, model_task
+
+    model = load_model(model_path, device)
+    if model_task(model) != "detection" and fmt != "json":
+        raise UsageError(f"--format {fmt} holds boxes; a classifier's predictions are written as json")
+    paths, root = list_images(input_path)
+    with progress_bar("inferring", len(paths)) as advance:
+        records, failed = run_inference(model, paths, root, output, conf, iou, batch_size, device, advance)
+    written = write_predictions(records, model, output, fmt)
+    plural = "" if len(records) == 1 else "s"
+    out.print(
+        f"{len(records)} image{plural}: annotated in {output / 'annotated'}, predictions in {written}", markup=False
+    )
+    if failed:
+        raise DataError(f"{len(failed)} of {len(paths)} images could not be read (listed above)", where=str(input_path))
+
+
+def run_inference(model, paths, root, output, conf, iou, batch_size, device, advance):
+    """Predict batch by batch, write annotated images; unreadable images are reported and skipped.
+
+    Returns ``(records, failed)``: records are ``(relative path, image path, (h, w), result)`` where
+    result is ``Detections`` or a logits row.
+    """
+    import cv2
+
+    from lanner.train.predict import (
+        draw_detections,
+        draw_label,
+        model_class_names,
+        model_task,
+        predict_classes,
+        predict_detections,
+    )
+
+    names = model_class_names(model)
+    detect = model_task(model) == "detection"
+    records, failed = [], []
+    for start in range(0, len(paths), batch_size):
+        batch = []
+        for path in paths[start : start + batch_size]:
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if image is None:
+                failed.append(path)
+                info(f"[yellow]warning:[/yellow] {path}: cannot read image (missing, empty or not an image); skipped")
+            else:
+                batch.append((path, image))
+        if batch:
+            images = [image for _, image in batch]
+            if detect:
+                results = predict_detections(model, images, conf, iou, batch_size, device)
+            else:
+                results = list(predict_classes(model, images, batch_size, device))
+            for (path, image), result in zip(batch, results):
+                relative = path.relative_to(root)
+                drawn = (
+                    draw_detections(image, result, names) if detect else draw_label(image, _top_label(result, names))
+                )
+                target = output / "annotated" / relative
+                target.parent.mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(target), drawn)
+                records.append((relative, path, image.shape[:2], result))
+        advance(len(paths[start : start + batch_size]))
+    return records, failed
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max())
+    return e / e.sum()
+
+
+def _top_label(logits: np.ndarray, names) -> str:
+    k = int(np.argmax(logits))
+    return f"{names[k]} {float(_softmax(logits)[k]):.2f}"
+
+
+def write_predictions(records, model, output: Path, fmt: str) -> Path:
+    """Write the predictions as ``predictions.json``, KITTI ``labels/`` or COCO ``annotations.json``."""
+    from lanner.train.predict import model_class_names
+
+    names = list(model_class_names(model))
+    output.mkdir(parents=True, exist_ok=True)
+    if fmt == "json":
+        path = output / "predictions.json"
+        path.write_text(json.dumps([_json_record(r, names) for r in records], indent=1) + "\n", encoding="utf-8")
+        return path
+    from lanner.data.dataset import DetectionDataset, Sample
+    from lanner.data.io import write_dataset
+
+    samples = [
+        Sample(relative.with_suffix("").as_posix(), path.resolve(), hw[1], hw[0], dets)
+        for relative, path, hw, dets in records
+    ]
+    # KITTI labels need their images beside them (images/) to be a dataset lanner reads back; COCO can point
+    images = "link" if fmt == "kitti" else "keep"
+    write_dataset(DetectionDataset(output.resolve(), names, samples), output, fmt, images=images)
+    return output / ("labels" if fmt == "kitti" else "annotations.json")
+
+
+def _json_record(record, names: list[str]) -> dict:
+    _, path, (h, w), result = record
+    doc = {"image": str(path), "width": int(w), "height": int(h)}
+    if isinstance(result, np.ndarray):
+        probs = _softmax(result)
+        order = np.argsort(-probs, kind="stable")[:5]
+        doc["classes"] = [{"class": names[k], "class_id": int(k), "probability": float(probs[k])} for k in order]
+        return doc
+    doc["detections"] = [
+        {
+            "class": names[int(c)],
+            "class_id": int(c),
+            "confidence": round(float(s), 5),
+            "xyxy": [round(float(v), 2) for v in b],
+        }
+        for b, c, s in zip(result.xyxy, result.class_id, result.confidence)
+    ]
+    return doc
+
+
+def _parse_size(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    parts = text.lower().replace(",", "x").split("x")
+    try:
+        sizes = [int(p) for p in parts]
+    except ValueError:
+        sizes = []
+    if len(sizes) == 1:
+        sizes = sizes * 2
+    if len(sizes) != 2 or min(sizes) < 1:
+        raise ConfigError(f"--input-size must be HxW (e.g. 384x640) or one number, got {text!r}")
+    return sizes[0], sizes[1]
+
+
+@click.command("export")
+@click.option("-m", "--model", "model_path", type=_path, required=True, help="Checkpoint (.safetensors).")
+@click.option("-o", "--output", type=_path, required=True, help="ONNX file to write.")
+@click.option("--opset", default=17, show_default=True, help="ONNX opset (>= 17).")
+@click.option("--dynamic-batch", is_flag=True, help="Leave the batch axis dynamic.")
+@click.option("--batch", type=int, default=None, help="A fixed batch size (default 1).")
+@click.option("--input-size", help="Input HxW, e.g. 384x640 (default: the model's).")
+def export_cmd(
+    model_path: Path, output: Path, opset: int, dynamic_batch: bool, batch: int | None, input_size: str | None
+) -> None:
+    """Export a checkpoint to ONNX with its metadata; checks it against PyTorch with ONNX Runtime."""
+    from lanner.train.predict import load_model
+
+    if dynamic_batch and batch is not None:
+        raise UsageError("--dynamic-batch and --batch exclude each other", fix="pass one of them")
+    if batch is not None and batch < 1:
+        raise UsageError(f"--batch must be >= 1, got {batch}")
+    if model_path.suffix != ".safetensors":
+        raise UsageError(
+            f"export needs a lanner checkpoint (.safetensors), got '{model_path.suffix or model_path.name}'",
+            where=str(model_path),
+        )
+    model = load_model(model_path)
+    size = _parse_size(input_size)
+    diffs = export_with_batch(model, output, opset, "dynamic" if dynamic_batch else (batch or 1), size)
+    shown = ", ".join(f"{name} {value:.3g}" for name, value in diffs.items())
+    out.print(f"wrote {output}; max |onnxruntime - pytorch|: {shown}", markup=False)
+
+
+def export_with_batch(
+    model, path: Path, opset: int, batch: int | str, input_size: tuple[int, int] | None
+) -> dict[str, float]:
+    """``export_onnx`` for batch "dynamic", 1, or a fixed N (dynamic export with axis 0 pinned to N, re-checked)."""
+    from lanner.models import export_onnx
+
+    if batch == "dynamic" or batch == 1:
+        report = export_onnx(model, path, batch="dynamic" if batch == "dynamic" else "static", opset=opset,
+                             input_size=input_size)  # fmt: skip
+        return report.max_abs_diff
+    report = export_onnx(model, path, batch="dynamic", opset=opset, input_size=input_size)
+    _pin_batch(path, int(batch))
+    return _check_against_torch(model, path, int(batch), report.input_shape[1:])
+
+
+def _pin_batch(path: Path, batch: int) -> None:
+    import onnx
+
+    proto = onnx.load(str(path))
+    for value in [*proto.graph.input, *proto.graph.output]:
+        dim = value.type.tensor_type.shape.dim[0]
+        dim.Clear()
+        dim.dim_value = batch
+    props = {p.key: p.value for p in proto.metadata_props}
+    props["batch"] = "static"
+    onnx.helper.set_model_props(proto, props)
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(path))
+
+
+def _check_against_torch(model, path: Path, batch: int, chw: tuple[int, ...]) -> dict[str, float]:
+    import torch
+
+    from lanner.models import run_onnx
+
+    example = torch.randn(batch, *chw, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = model.eval()(example)
+    expected = [expected] if isinstance(expected, torch.Tensor) else list(expected)
+    got = run_onnx(path, example.numpy())
+    return {
+        name: float(np.abs(got[name] - ref.numpy()).max(initial=0.0)) for name, ref in zip(model.info.outputs, expected)
+    }

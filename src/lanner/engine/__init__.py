@@ -34,3 +34,23 @@ __all__ = [
     "to_onnx",
     "verify",
 ]
+
+# -- part 2: cpu backend, tactics + timing cache, plan file, runtime (appended) ---------------------------
+from lanner.engine.build import BuildConfig, build_engine
+from lanner.engine.plan import Plan, PlanMismatchError, Profile, read_plan, write_plan
+from lanner.engine.runtime import Engine, TensorSpec
+from lanner.engine.timing_cache import TimingCache, TimingCacheMissError
+
+__all__ += [
+    "BuildConfig",
+    "Engine",
+    "Plan",
+    "PlanMismatchError",
+    "Profile",
+    "TensorSpec",
+    "TimingCache",
+    "TimingCacheMissError",
+    "build_engine",
+    "read_plan",
+    "write_plan",
+]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from lanner.core.errors import ConfigError
 from lanner.engine.backends.base import Backend, Executable, check_feeds
+from lanner.engine.backends.cpu import CpuBackend
 from lanner.engine.backends.reference import ReferenceBackend
 
-BACKENDS: dict[str, type] = {"reference": ReferenceBackend}
+BACKENDS: dict[str, type] = {"reference": ReferenceBackend, "cpu": CpuBackend}
 
 
 def get_backend(name: str) -> Backend:
@@ -17,4 +18,4 @@ def get_backend(name: str) -> Backend:
     return backend
 
 
-__all__ = ["BACKENDS", "Backend", "Executable", "ReferenceBackend", "check_feeds", "get_backend"]
+__all__ = ["BACKENDS", "Backend", "CpuBackend", "Executable", "ReferenceBackend", "check_feeds", "get_backend"]

@@ -1,0 +1,152 @@
+"""lanner ``cpu`` engine vs ONNX Runtime, same ONNX, 2 threads, batch 1 and 8 (issue 4, "Done when").
+
+Models (random weights, built with ``lanner.models.create_model`` and exported with ``export_onnx``,
+dynamic batch): ResNet-18 and MobileNetV2 at 224x224, YOLOX-S at 640x384 (HxW 384x640).
+ONNX Runtime: CPU EP, all graph optimizations, ``intra_op_num_threads=2``, sequential execution.
+lanner: ``build_engine`` with one profile at the measured batch (tactics timed at that batch), torch
+intra-op threads 2. Runs of the two are interleaved round by round so load changes on a shared machine hit
+both alike; the table gives median (and min) wall ms per inference and the median ratio lanner/ORT, plus
+the relative L2 between the two outputs (a correctness check on the real models).
+
+    python bench/engine_cpu.py [--models resnet18,mobilenet_v2,yolox_s] [--batches 1,8] [--rounds 15]
+        [--threads 2] [--work /tmp/lanner-bench-engine] [--no-spin]
+
+Prints a table and one JSON line at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+SIZES = {"resnet18": (224, 224), "mobilenet_v2": (224, 224), "yolox_s": (384, 640), "yolox_nano": (384, 640)}
+
+
+def export(name: str, work: Path) -> Path:
+    """Dynamic-batch ONNX of ``name`` with random weights (cached under ``work``)."""
+    path = work / f"{name}.onnx"
+    if not path.is_file():
+        from lanner.models import create_model, export_onnx
+
+        export_onnx(create_model(name), path, batch="dynamic", input_size=SIZES[name], check=False)
+    return path
+
+
+def ort_session(path: Path, threads: int, spin: bool):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if not spin:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def lanner_engine(path: Path, batch: int):
+    from lanner.engine.build import BuildConfig, build_engine
+    from lanner.engine.runtime import Engine
+
+    start = time.perf_counter()
+    plan = build_engine(path, BuildConfig(batch=[str(batch)], tactic_warmup=1, tactic_runs=3))
+    build_s = time.perf_counter() - start
+    return Engine(plan), plan, build_s
+
+
+def timed(fn, rounds_ms: list[float]) -> None:
+    start = time.perf_counter()
+    fn()
+    rounds_ms.append((time.perf_counter() - start) * 1e3)
+
+
+def bench_one(name: str, batch: int, rounds: int, threads: int, work: Path, spin: bool) -> dict:
+    path = export(name, work)
+    session = ort_session(path, threads, spin)
+    engine, plan, build_s = lanner_engine(path, batch)
+    h, w = SIZES[name]
+    x = np.random.default_rng(0).standard_normal((batch, 3, h, w)).astype(np.float32)
+    feeds = {session.get_inputs()[0].name: x}
+    exe = engine.executable_for(feeds)
+    ours, theirs = exe.run(feeds), dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds)))
+    rel = max(float(np.linalg.norm(ours[k] - theirs[k]) / max(np.linalg.norm(theirs[k]), 1e-12)) for k in theirs)
+    for _ in range(2):  # warm-up both
+        session.run(None, feeds)
+        exe.run(feeds)
+    ort_ms: list[float] = []
+    lanner_ms: list[float] = []
+    for i in range(rounds):  # interleaved, alternating who goes first
+        pair = [(lambda: session.run(None, feeds), ort_ms), (lambda: exe.run(feeds), lanner_ms)]
+        for fn, sink in pair if i % 2 == 0 else pair[::-1]:
+            timed(fn, sink)
+    ratios = [a / b for a, b in zip(lanner_ms, ort_ms, strict=True)]
+    tactics: dict[str, int] = {}
+    for t in plan.profiles[0].tactics.values():
+        tactics[t] = tactics.get(t, 0) + 1
+    return {
+        "model": name,
+        "batch": batch,
+        "ort_ms": float(np.median(ort_ms)),
+        "ort_min_ms": float(np.min(ort_ms)),
+        "lanner_ms": float(np.median(lanner_ms)),
+        "lanner_min_ms": float(np.min(lanner_ms)),
+        "ratio": float(np.median(ratios)),
+        "rel_l2": rel,
+        "layers": plan.layers,
+        "fallback_nodes": len(exe.fallback_nodes),
+        "tactics": tactics,
+        "build_s": round(build_s, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default="resnet18,mobilenet_v2,yolox_s")
+    parser.add_argument("--batches", default="1,8")
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/lanner-bench-engine"))
+    parser.add_argument(
+        "--no-spin",
+        action="store_true",
+        help="Idle threads sleep instead of spinning, on both sides: OMP_WAIT_POLICY=PASSIVE for torch's OpenMP "
+        "and session.intra_op.allow_spinning=0 for ORT. Spinning worker threads thrash on an oversubscribed machine.",
+    )
+    args = parser.parse_args()
+    if args.no_spin:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"  # read once, when torch loads libgomp: before `import torch`
+    import torch
+
+    torch.set_num_threads(args.threads)
+    args.work.mkdir(parents=True, exist_ok=True)
+    spin = "no-spin (passive waits)" if args.no_spin else "spinning (defaults)"
+    load = os.getloadavg()[0]
+    print(f"threads {args.threads}, {spin}, cpu count {os.cpu_count()}, load {load:.1f}, torch {torch.__version__}")
+    header = f"{'model':<14}{'batch':>5}{'ORT ms':>10}{'lanner ms':>11}{'ratio':>7}  {'(min ORT/lanner)':<18}"
+    header += f"{'rel L2':>9}  layers"
+    print(header)
+    results = []
+    for name in args.models.split(","):
+        for batch in (int(b) for b in args.batches.split(",")):
+            rounds = args.rounds if batch == 1 else max(args.rounds // 2, 3)
+            r = bench_one(name, batch, rounds, args.threads, args.work, spin=not args.no_spin)
+            results.append(r)
+            layers = f"{r['layers']['original']}→{r['layers']['fused']}"
+            mins = f"{r['ort_min_ms']:.1f}/{r['lanner_min_ms']:.1f}"
+            print(
+                f"{name:<14}{batch:>5}{r['ort_ms']:>10.1f}{r['lanner_ms']:>11.1f}{r['ratio']:>7.2f}  {mins:<18}"
+                f"{r['rel_l2']:>9.1e}  {layers} tactics {r['tactics']} build {r['build_s']} s",
+                flush=True,
+            )
+    print(f"load at end {os.getloadavg()[0]:.1f}")
+    print(json.dumps({"bench": "engine_cpu", "threads": args.threads, "spin": not args.no_spin, "results": results}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""build_engine: profiles for static/dynamic models, layer counts, timing-cache modes, byte-identical replay."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from test_plan import fast_timer, tiny_model
+
+from lanner.core.errors import ConfigError, DataError
+from lanner.engine.build import BuildConfig, build_engine
+from lanner.engine.timing_cache import TimingCache, TimingCacheMissError
+
+pytest.importorskip("torch")
+
+
+def test_replay_builds_are_byte_identical(tmp_path: Path) -> None:
+    model = tiny_model()
+    cache = str(tmp_path / "t.cache")
+    tuned = build_engine(model, BuildConfig(batch=["1:2:4"], timing_cache=cache), timer=fast_timer)
+    assert len(TimingCache.load(cache)) == 4  # two convs, the Gemm and the whole-graph decision
+    replay = BuildConfig(batch=["1:2:4"], timing_cache=cache, cache_mode="replay")
+    first, second = build_engine(model, replay).to_bytes(), build_engine(model, replay).to_bytes()
+    assert first == second  # the build config differs from the tuned plan's (cache_mode), the tactics do not
+    assert build_engine(model, replay).profiles[0].tactics == tuned.profiles[0].tactics
+    before = Path(cache).read_bytes()
+    build_engine(model, replay)
+    assert Path(cache).read_bytes() == before  # replay never writes the cache
+
+
+def test_replay_against_a_cache_of_other_shapes_misses(tmp_path: Path) -> None:
+    model, cache = tiny_model(), str(tmp_path / "t.cache")
+    build_engine(model, BuildConfig(batch=["1:2:4"], timing_cache=cache), timer=fast_timer)
+    with pytest.raises(TimingCacheMissError, match="rebuild with --cache-mode merge"):
+        build_engine(model, BuildConfig(batch=["1:8:8"], timing_cache=cache, cache_mode="replay"))
+    merged = build_engine(model, BuildConfig(batch=["1:8:8"], timing_cache=cache, cache_mode="merge"), timer=fast_timer)
+    assert len(TimingCache.load(cache)) == 8 and merged.profiles[0].tactics
+
+
+def test_replay_needs_a_cache() -> None:
+    with pytest.raises(ConfigError, match="needs a timing cache"):
+        build_engine(tiny_model(), BuildConfig(cache_mode="replay"))
+    with pytest.raises(DataError, match="does not exist"):
+        build_engine(tiny_model(), BuildConfig(cache_mode="replay", timing_cache="/nonexistent/t.cache"))
+
+
+def test_static_batch_model_builds_one_fixed_profile() -> None:
+    model = tiny_model(dynamic=False)
+    plan = build_engine(model, BuildConfig(tune=False))
+    assert [(p.min, p.opt, p.max) for p in plan.profiles] == [(1, 1, 1)] and plan.batch_symbol is None
+    assert plan.profiles[0].tactics == {}
+    with pytest.raises(ConfigError, match=r"fixed batch of 1, so batch profiles \['1:8:32'\] cannot be built"):
+        build_engine(model, BuildConfig(batch=["1:8:32"]))
+
+
+def test_dynamic_model_default_profile_and_layer_log(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("INFO", logger="lanner.engine"):
+        plan = build_engine(tiny_model(), BuildConfig(tune=False))
+    assert [(p.min, p.opt, p.max) for p in plan.profiles] == [(1, 1, 32)]
+    assert f"Original: {plan.layers['original']} layers → after fusion: {plan.layers['fused']}" in caplog.text
+
+
+def test_corrupt_onnx_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x00garbage")
+    with pytest.raises(DataError, match="not a valid ONNX model"):
+        build_engine(bad)

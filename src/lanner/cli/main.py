@@ -15,7 +15,9 @@ import click
 from lanner import __version__
 from lanner.cli.app import CliState, err
 from lanner.cli.dataset import dataset
+from lanner.cli.engine import bench, build, compare
 from lanner.cli.model import evaluate_cmd, export_cmd, infer_cmd
+from lanner.cli.run import run
 from lanner.cli.synth import synth
 from lanner.core.errors import LannerError
 
@@ -35,6 +37,10 @@ cli.add_command(dataset)
 cli.add_command(evaluate_cmd)
 cli.add_command(infer_cmd)
 cli.add_command(export_cmd)
+cli.add_command(run)
+cli.add_command(build)
+cli.add_command(bench)
+cli.add_command(compare)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,133 @@
+"""The primary detector stage (DeepStream's PGIE): a batch of frames in, per-frame ``Detections`` out.
+
+Preprocessing and decoding come from the model's metadata (``lanner.models.export_onnx`` writes it), so
+one config line (``model: detector.onnx``) is enough. The muxer already letterboxes frames into
+``Batch.tensor_nchw`` with the model's ``InputSpec``; the detector runs it (in chunks when the model has a
+fixed batch), decodes, runs numpy NMS, and maps boxes back to each frame's own pixels.
+
+``interval`` keeps DeepStream's meaning: the number of frames *skipped* between inferences, per source
+(0: every frame, 2: frames 0, 3, 6, ...). Frames that are skipped are left for the tracker to fill.
+
+Example:
+    >>> detector = Detector(DetectorConfig(model="detector.onnx", conf_threshold=0.4))  # doctest: +SKIP
+    >>> inferred = detector.process(batch)  # sets frame.detections on inferred frames  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import numpy as np
+from pydantic import Field
+
+from lanner.core.config import Section
+from lanner.core.detections import Detections
+from lanner.core.errors import ConfigError, DataError
+from lanner.core.frame import Batch
+from lanner.data.preprocess import InputSpec, to_network_input
+from lanner.pipeline.infer.postprocess import DETECTION_DECODERS, NmsParams, to_image_pixels
+from lanner.pipeline.infer.runtime import Runtime, open_runtime
+
+
+class DetectorConfig(Section):
+    """The ``primary`` section: which model, how to run it, and how to filter its boxes."""
+
+    model: str
+    runtime: str = "auto"  # auto | onnxruntime | lanner (by suffix: .onnx / .plan)
+    threads: int = Field(2, ge=1)
+    conf_threshold: float = Field(0.3, ge=0.0, le=1.0)
+    iou_threshold: float = Field(0.45, ge=0.0, le=1.0)
+    max_det: int = Field(300, ge=1)
+    class_agnostic_nms: bool = False
+    classes: list[int] | None = None  # keep only these class ids (None: all)
+    interval: int = Field(0, ge=0)  # frames skipped between inferences, per source (DeepStream `interval`)
+    min_box_size: float = Field(2.0, ge=0.0)  # boxes thinner than this (image pixels) are dropped
+    labels: list[str] | None = None  # override the model's class names (e.g. from a DeepStream labelfile)
+
+
+class Detector:
+    """A detector model with its preprocessing and decoding, plus the per-source ``interval`` schedule."""
+
+    def __init__(self, config: DetectorConfig, runtime: Runtime | None = None) -> None:
+        self.config = config
+        self.runtime = runtime or open_runtime(config.model, config.runtime, config.threads)
+        meta = self.runtime.metadata
+        where = str(self.runtime.path)
+        kind = meta.get("postprocess")
+        if kind not in DETECTION_DECODERS:
+            raise ConfigError(
+                f"the model's postprocess is {kind!r}; the detector supports {sorted(DETECTION_DECODERS)}",
+                where=where,
+                fix="export a detector with lanner.models.export_onnx (it writes metadata_props)",
+            )
+        self.decode = DETECTION_DECODERS[kind]
+        self.input_spec = InputSpec.from_metadata(meta)
+        self.class_names = list(config.labels or json.loads(meta.get("labels", "[]")))
+        self.params = NmsParams(
+            conf_threshold=config.conf_threshold,
+            iou_threshold=config.iou_threshold,
+            max_det=config.max_det,
+            class_agnostic=config.class_agnostic_nms,
+            classes=tuple(config.classes) if config.classes is not None else None,
+        )
+        self._seen: dict[int, int] = {}  # frames seen per source since its start
+
+    def should_infer(self, source_id: int) -> bool:
+        """Advance ``source_id``'s schedule by one frame; True when this frame gets inference."""
+        count = self._seen.get(source_id, 0)
+        self._seen[source_id] = count + 1
+        return count % (self.config.interval + 1) == 0
+
+    def reset_source(self, source_id: int) -> None:
+        """Forget a source's schedule (end of stream or removed): its next frame is inferred."""
+        self._seen.pop(source_id, None)
+
+    def process(self, batch: Batch) -> list[bool]:
+        """Run on the frames of ``batch`` that are due; set their ``detections``. Returns which ran."""
+        due = [self.should_infer(f.source_id) for f in batch.frames]
+        index = [i for i, d in enumerate(due) if d]
+        if not index:
+            return due
+        tensor, scales = self._network_input(batch, index)
+        for i, dets, scale in zip(index, self.run_tensor(tensor), scales):
+            frame = batch.frames[i]
+            frame.detections = to_image_pixels(dets, scale, frame.hw, self.config.min_box_size)
+        return due
+
+    def detect(self, images_bgr: Sequence[np.ndarray]) -> list[Detections]:
+        """Preprocess, run and decode plain BGR images (no schedule): one ``Detections`` per image."""
+        tensor, scales = to_network_input(list(images_bgr), self.input_spec)
+        out = self.run_tensor(tensor)
+        return [
+            to_image_pixels(d, s, img.shape[:2], self.config.min_box_size) for d, s, img in zip(out, scales, images_bgr)
+        ]
+
+    def run_tensor(self, nchw: np.ndarray) -> list[Detections]:
+        """Run a preprocessed batch (chunked to the model's fixed batch) -> detections in network pixels."""
+        step = self.runtime.fixed_batch or len(nchw)
+        results: list[Detections] = []
+        for start in range(0, len(nchw), step):
+            chunk = nchw[start : start + step]
+            if self.runtime.fixed_batch and len(chunk) < step:  # pad the last chunk of a fixed-batch model
+                pad = np.zeros((step - len(chunk), *chunk.shape[1:]), chunk.dtype)
+                results.extend(self.decode(self.runtime.run(np.concatenate([chunk, pad])), self.params)[: len(chunk)])
+            else:
+                results.extend(self.decode(self.runtime.run(chunk), self.params))
+        return results
+
+    def _network_input(self, batch: Batch, index: list[int]) -> tuple[np.ndarray, list[tuple[float, float]]]:
+        """The rows of the mux's tensor for ``index``, or a fresh preprocess when the batch has none."""
+        tensor = batch.tensor_nchw
+        scales = batch.meta.get("scales")
+        if tensor is not None and scales is not None:
+            tensor = np.asarray(tensor)
+            if tuple(tensor.shape[2:]) != tuple(self.input_spec.size_hw) or len(tensor) != len(batch.frames):
+                raise DataError(
+                    f"batch tensor has shape {tensor.shape}; the model wants {len(batch.frames)}x3x"
+                    f"{self.input_spec.size_hw[0]}x{self.input_spec.size_hw[1]}",
+                    fix="build the muxer with the detector's input_spec",
+                )
+            rows = tensor if len(index) == len(tensor) else tensor[index]  # no copy when every frame is due
+            return rows, [tuple(scales[i]) for i in index]
+        return to_network_input([batch.frames[i].image for i in index], self.input_spec)

@@ -19,6 +19,7 @@ from lanner.cli.engine import bench, build, compare
 from lanner.cli.model import evaluate_cmd, export_cmd, infer_cmd
 from lanner.cli.run import run
 from lanner.cli.synth import synth
+from lanner.cli.train import train
 from lanner.core.errors import LannerError
 
 
@@ -34,6 +35,7 @@ def cli(ctx: click.Context, debug: bool, quiet: bool) -> None:
 
 dataset.add_command(synth)
 cli.add_command(dataset)
+cli.add_command(train)
 cli.add_command(evaluate_cmd)
 cli.add_command(infer_cmd)
 cli.add_command(export_cmd)

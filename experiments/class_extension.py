@@ -1,0 +1,66 @@
+"""Issue 3, Done-when 3: extend a 3-class detector with a 4th class (road_sign) from 200 images.
+
+The base model learns car/bicycle/person from 2000 images whose road-sign boxes were removed (it
+never saw the class). ``model.extend_from`` keeps its head rows, adds one for road_sign, and trains on
+200 fully labelled images plus ``--replay`` base images that contain no road sign (so the replay never
+teaches "sign = background"). Target: old classes' mAP within 2 points, road_sign AP@.5 >= 0.7.
+
+    python experiments/class_extension.py --out runs/class_extension [--smoke]
+"""
+
+from __future__ import annotations
+
+from common import base_spec, drop_class, evaluate, parser, render, run, save, subset
+
+NEW = "road_sign"
+
+
+def main() -> None:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--replay", type=int, default=200, help="old-class images replayed during extension")
+    p.add_argument("--extend-epochs", type=int, default=40)
+    args = p.parse_args()
+    n_base, n_new, n_val = (16, 8, 8) if args.smoke else (2000, 200, 500)
+    data = args.out / "data"
+    full = render(data / "base_full", n_base, seed=31, smoke=args.smoke)
+    base = drop_class(full, data / "base_3class", NEW)
+    val4 = render(data / "val", n_val, seed=32, smoke=args.smoke)
+    val3 = drop_class(val4, data / "val_3class", NEW)
+    new = subset(render(data / "new_full", n_new * 2, seed=33, smoke=args.smoke), data / "new", n_new, seed=0)
+    replay = subset(full, data / "replay", args.replay, seed=1, without=NEW)
+    replay_3class = drop_class(replay, data / "replay_3class", NEW)
+
+    base_run = run(base_spec(args, base, val3, epochs=60), args.out / "base")
+    base_val = evaluate(base_run["best"], val3)
+
+    spec = base_spec(args, new, val4, epochs=args.extend_epochs)
+    spec["dataset"].update(
+        classes=["car", "bicycle", "person", NEW], replay=str(replay_3class), replay_images=args.replay
+    )
+    spec["model"]["extend_from"] = base_run["best"]
+    spec["training"].update(lr=spec["training"]["lr"] / 2, warmup_epochs=0 if args.smoke else 1)
+    spec["training"]["batch_size"] = min(spec["training"]["batch_size"], 16)
+    spec["evaluation"]["interval"] = 5 if not args.smoke else 1
+    extended = run(spec, args.out / "extended")
+    ext_val = evaluate(extended["best"], val4)
+    old = [c for c in base_val["AP"] if c != NEW]
+    old_before = sum(base_val["AP"][c] for c in old) / len(old)
+    old_after = sum(ext_val["AP"][c] for c in old) / len(old)
+    drop_points = 100 * (old_before - old_after)
+    save(
+        args.out,
+        {
+            "experiment": "class_extension",
+            "base": {**base_run, "val": base_val},
+            "extended": {**extended, "val": ext_val},
+            "old_classes_mAP_before": old_before,
+            "old_classes_mAP_after": old_after,
+            "old_classes_drop_points": round(drop_points, 2),
+            "new_class_AP50": ext_val["AP50"][NEW],
+            "passed": bool(drop_points <= 2 and ext_val["AP50"][NEW] >= 0.7),
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()

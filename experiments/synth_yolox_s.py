@@ -1,0 +1,45 @@
+"""Issue 3, Done-when 1: yolox_s on the synthetic world (2000 train / 500 val, 640x384, 4 classes).
+
+Target: mAP@.5 >= 0.85 in under 20 minutes on one H100. One command:
+
+    python experiments/synth_yolox_s.py --out runs/synth_yolox_s        # GPU machine
+    python experiments/synth_yolox_s.py --out /tmp/smoke --smoke        # CPU check of the script
+
+Writes ``<out>/result.json`` (train seconds, images/s, mAP, mAP50, per-class AP50).
+"""
+
+from __future__ import annotations
+
+import time
+
+from common import base_spec, evaluate, parser, render, run, save
+
+
+def main() -> None:
+    args = parser(__doc__.splitlines()[0]).parse_args()
+    n_train, n_val = (24, 8) if args.smoke else (2000, 500)
+    started = time.perf_counter()
+    train_dir = render(args.out / "data" / "train", n_train, seed=11, smoke=args.smoke)
+    val_dir = render(args.out / "data" / "val", n_val, seed=12, smoke=args.smoke)
+    render_seconds = time.perf_counter() - started
+    spec = base_spec(args, train_dir, val_dir, epochs=150)
+    trained = run(spec, args.out / "results")
+    final = evaluate(trained["best"], val_dir)
+    images = spec["training"]["epochs"] * n_train
+    result = {
+        "experiment": "synth_yolox_s",
+        "model": spec["model"]["name"],
+        "train_images": n_train,
+        "val_images": n_val,
+        "render_seconds": round(render_seconds, 1),
+        **trained,
+        "train_images_per_second": round(images / trained["train_seconds"], 1),
+        "val": final,
+        "target": {"mAP50": 0.85, "train_minutes": 20},
+        "passed": bool(final["mAP50"] >= 0.85 and trained["train_seconds"] < 20 * 60),
+    }
+    save(args.out, result)
+
+
+if __name__ == "__main__":
+    main()

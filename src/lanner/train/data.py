@@ -1,0 +1,244 @@
+"""Training data: datasets on disk → torch ``Dataset`` s with augmentation, and a rank-aware batch sampler.
+
+* ``load_detection_items`` reads a dataset (``lanner.data.io.read_any``), maps its class names onto the
+  spec's class list (a dataset class the spec lacks is a ``DataError``) and checks it is not empty.
+* ``DetectionTrainSet`` decodes an image, optionally builds a mosaic, augments it (``augment.py``) and
+  letterboxes it with ``lanner.data.preprocess.to_network_input`` (the one preprocessing of lanner).
+  Targets are ``(n, 5)`` rows ``[class, x1, y1, x2, y2]`` in network-input pixels.
+* ``ClassificationTrainSet`` does the same for ImageFolder sets (flip + colour).
+* ``GlobalBatchSampler`` draws one permutation per (seed, epoch) and hands rank ``r`` its slice of
+  every global batch, so N processes with batch B see exactly what one process with batch N*B sees.
+
+Every random choice is seeded by ``(seed, epoch, index)``: same spec, same batches.
+
+Example:
+    >>> sampler = GlobalBatchSampler(10, batch_size=2, seed=0, world_size=2, rank=1)
+    >>> len(list(sampler))
+    2
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from lanner.core.errors import DataError
+from lanner.data.dataset import ClassificationDataset, DetectionDataset
+from lanner.data.io import read_any
+from lanner.data.preprocess import InputSpec, to_network_input
+from lanner.models.registry import ModelInfo
+from lanner.train.augment import Augment, mosaic
+
+_ORDER_STREAM = 2**31 - 1  # the seed stream of the sample order (item indices use 0..n-1)
+
+
+@dataclass(frozen=True)
+class Item:
+    """One training image: its path and labels in the spec's class ids (boxes empty for classification)."""
+
+    image_path: Path
+    xyxy: np.ndarray
+    class_id: np.ndarray
+
+
+def input_spec(info: ModelInfo) -> InputSpec:
+    """The ``InputSpec`` a model's metadata describes."""
+    return InputSpec(
+        size_hw=tuple(info.input_size),  # type: ignore[arg-type]
+        resize=info.resize,
+        color_order=info.color_order,
+        mean=tuple(info.mean),  # type: ignore[arg-type]
+        std=tuple(info.std),  # type: ignore[arg-type]
+        pad_value=info.pad_value,
+    )
+
+
+def read_training_set(path: Path, fmt: str = "auto") -> DetectionDataset | ClassificationDataset:
+    """Read a dataset for training; an empty one is a ``DataError``."""
+    dataset = read_any(path, None if fmt == "auto" else fmt)
+    if len(dataset) == 0:
+        raise DataError("the dataset has no images", where=str(path), fix="check the path and the images/ folder")
+    return dataset
+
+
+def class_mapping(dataset_classes: Sequence[str], spec_classes: Sequence[str], where: str) -> np.ndarray:
+    """Index array: dataset class id → spec class id. Raises when the spec lacks a dataset class."""
+    missing = [c for c in dataset_classes if c not in spec_classes]
+    if missing:
+        raise DataError(
+            f"dataset classes {missing} are not in the spec's classes {list(spec_classes)}",
+            where=where,
+            fix="add them to dataset.classes (or remove those labels from the dataset)",
+        )
+    return np.asarray([list(spec_classes).index(c) for c in dataset_classes], np.int64).reshape(-1)
+
+
+def detection_items(dataset: DetectionDataset, spec_classes: Sequence[str], where: str) -> list[Item]:
+    """The dataset's samples as ``Item`` s with class ids in the spec's order."""
+    mapping = class_mapping(dataset.classes, spec_classes, where)
+    items = []
+    for s in dataset.samples:
+        keep = ~np.asarray(s.boxes.data.get("ignore", np.zeros(len(s.boxes), bool)), bool)
+        ids = mapping[s.boxes.class_id[keep]] if keep.any() else np.zeros(0, np.int64)
+        items.append(Item(Path(s.image_path), s.boxes.xyxy[keep].astype(np.float32), ids))
+    return items
+
+
+def classification_items(dataset: ClassificationDataset, spec_classes: Sequence[str], where: str) -> list[Item]:
+    """ImageFolder samples as ``Item`` s (``class_id`` of shape (1,))."""
+    mapping = class_mapping(dataset.classes, spec_classes, where)
+    empty = np.zeros((0, 4), np.float32)
+    return [Item(Path(s.image_path), empty, mapping[[s.class_id]]) for s in dataset.samples]
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Decode a BGR image; a missing or corrupt file is a ``DataError`` naming it."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise DataError("cannot decode image (missing or corrupt)", where=str(path), fix="re-export or remove it")
+    return image
+
+
+def _epoch_index(key: int | tuple[int, int], default_epoch: int) -> tuple[int, int]:
+    """``(epoch, index)`` from a sampler key: a bare index uses the dataset's own epoch."""
+    return (int(key[0]), int(key[1])) if isinstance(key, tuple) else (default_epoch, int(key))
+
+
+def worker_init(_: int) -> None:
+    """DataLoader workers: one OpenCV and one torch thread each (N workers x N threads oversubscribes)."""
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+
+
+def item_seed(seed: int, epoch: int, index: int) -> int:
+    """A 32-bit seed for one (run, epoch, sample): augmentation depends on nothing else."""
+    return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1)[0])
+
+
+class DetectionTrainSet(torch.utils.data.Dataset):
+    """Images + boxes → ``(CHW float tensor, (n, 5) targets)``; see the module docstring."""
+
+    def __init__(
+        self,
+        items: Sequence[Item],
+        spec: InputSpec,
+        augment: Augment | None = None,
+        mosaic_prob: float = 0.0,
+        seed: int = 0,
+    ) -> None:
+        self.items, self.spec, self.augment = list(items), spec, augment
+        self.mosaic_prob, self.seed, self.epoch = mosaic_prob, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch whose augmentation draws are used (call before building the iterator)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _load(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        item = self.items[index]
+        return read_image(item.image_path), item.xyxy, item.class_id
+
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        epoch, index = _epoch_index(key, self.epoch)
+        seed = item_seed(self.seed, epoch, index)
+        rng = np.random.default_rng(seed)
+        image, xyxy, class_id = self._load(index)
+        if self.augment is not None and self.mosaic_prob > 0 and rng.random() < self.mosaic_prob:
+            picks = [index, *rng.integers(0, len(self.items), 3).tolist()]
+            loaded = [self._load(i) for i in picks]
+            image, xyxy, origin = mosaic([x[0] for x in loaded], [x[1] for x in loaded], self.spec.size_hw)
+            class_id = np.concatenate([x[2] for x in loaded])[: len(origin)]  # boxes are concatenated in order
+        if self.augment is not None:
+            image, xyxy, class_id = self.augment(image, xyxy, class_id, seed)
+        batch, scales = to_network_input([image], self.spec)
+        boxes = np.asarray(xyxy, np.float32).reshape(-1, 4) * np.asarray([*scales[0], *scales[0]], np.float32)
+        targets = np.concatenate([np.asarray(class_id, np.float32).reshape(-1, 1), boxes], 1)
+        return torch.from_numpy(batch[0]), torch.from_numpy(targets)
+
+
+def collate_detection(batch: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack images; pad targets to ``(B, max_n, 5)`` with class -1 rows."""
+    images = torch.stack([b[0] for b in batch])
+    most = max(1, max(len(b[1]) for b in batch))
+    targets = torch.full((len(batch), most, 5), -1.0)
+    for i, (_, t) in enumerate(batch):
+        targets[i, : len(t)] = t
+    return images, targets
+
+
+class ClassificationTrainSet(torch.utils.data.Dataset):
+    """ImageFolder items → ``(CHW float tensor, class id)`` with optional flip and colour jitter."""
+
+    def __init__(self, items: Sequence[Item], spec: InputSpec, augment: bool = False, seed: int = 0) -> None:
+        self.items, self.spec, self.augment, self.seed, self.epoch = list(items), spec, augment, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        epoch, index = _epoch_index(key, self.epoch)
+        item = self.items[index]
+        image = read_image(item.image_path)
+        if self.augment:
+            rng = np.random.default_rng(item_seed(self.seed, epoch, index))
+            if rng.random() < 0.5:
+                image = image[:, ::-1]
+            gain = rng.uniform(0.75, 1.25)
+            image = np.clip(image.astype(np.float32) * gain, 0, 255).astype(np.uint8)
+        batch, _ = to_network_input([np.ascontiguousarray(image)], self.spec)
+        return torch.from_numpy(batch[0]), torch.tensor(int(item.class_id[0]))
+
+
+class GlobalBatchSampler(torch.utils.data.Sampler[list[int]]):
+    """Batches of ``batch_size`` indices for ``rank`` of ``world_size``, from one global order per epoch.
+
+    ``max(1, n // global_batch)`` steps per epoch (``n`` padded by repeating the order when smaller), so
+    every rank takes the same number of steps. ``with_epoch`` yields ``(epoch, index)`` keys, so datasets
+    in persistent DataLoader workers (which never see ``set_epoch``) still draw that epoch's augmentation.
+    """
+
+    def __init__(
+        self,
+        n: int,
+        batch_size: int,
+        seed: int = 0,
+        world_size: int = 1,
+        rank: int = 0,
+        shuffle: bool = True,
+        with_epoch: bool = False,
+    ) -> None:
+        self.n, self.batch_size, self.seed, self.with_epoch = n, batch_size, seed, with_epoch
+        self.world_size, self.rank, self.shuffle, self.epoch = world_size, rank, shuffle, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return max(1, self.n // (self.batch_size * self.world_size))
+
+    def __iter__(self) -> Iterator[list[int]]:
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(item_seed(self.seed, self.epoch, _ORDER_STREAM))
+            order = torch.randperm(self.n, generator=generator).tolist()
+        else:
+            order = list(range(self.n))
+        step = self.batch_size * self.world_size
+        while len(order) < len(self) * step:
+            order += order[: len(self) * step - len(order)]
+        for b in range(len(self)):
+            start = b * step + self.rank * self.batch_size
+            yield (
+                [(self.epoch, i) for i in order[start : start + self.batch_size]]
+                if self.with_epoch
+                else order[start : start + self.batch_size]
+            )

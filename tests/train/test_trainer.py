@@ -1,0 +1,70 @@
+"""The fit loop: resume is exact, the results folder holds what it promises, device errors are clear."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import tiny_spec
+
+from lanner.core.errors import ConfigError
+from lanner.models import load_checkpoint, load_extra_tensors
+from lanner.train.spec import load_spec
+from lanner.train.trainer import train
+
+
+def all_tensors(path: Path) -> dict[str, torch.Tensor]:
+    state, _ = load_checkpoint(path)
+    return {**state, **{f"extra.{k}": v for k, v in load_extra_tensors(path).items()}}
+
+
+def test_two_epochs_equal_one_then_resume_one(synth_sets: dict[str, Path], tmp_path: Path) -> None:
+    data = tiny_spec(synth_sets["train"], augmentation={"mosaic": 0.5}, training={"ema_decay": 0.99})
+    straight = train(load_spec(data=data), tmp_path / "straight")
+    first = train(load_spec(data=data), tmp_path / "stopped", stop_after_epochs=1)
+    assert first.epochs_done == 1
+    resumed = train(load_spec(data=data, overrides=[f"training.resume={first.last}"]), tmp_path / "resumed")
+    assert resumed.epochs_done == 2
+    a, b = all_tensors(straight.last), all_tensors(resumed.last)
+    assert a.keys() == b.keys() and any(k.startswith("extra.optimizer.") for k in a)
+    for name in a:
+        if not name.startswith("extra.rng."):
+            assert torch.equal(a[name], b[name]), name
+    _, doc = load_checkpoint(resumed.last)
+    assert doc["meta"]["epoch"] == 2 and doc["meta"]["step"] == 4 and doc["meta"]["ema_updates"] == 4
+
+
+def test_results_folder(synth_sets: dict[str, Path], tmp_path: Path) -> None:
+    data = tiny_spec(synth_sets["train"], synth_sets["val"], training={"epochs": 2, "checkpoint_interval": 2})
+    events: list[dict] = []
+    result = train(load_spec(data=data), tmp_path / "run", on_log=events.append)
+    names = {p.name for p in (tmp_path / "run").iterdir()}
+    assert {"spec.yaml", "metrics.jsonl", "tensorboard", "last.safetensors", "best.safetensors"} <= names
+    assert {"epoch_002.safetensors", "summary.json", "plots"} <= names and "epoch_001.safetensors" not in names
+    assert {p.name for p in (tmp_path / "run" / "plots").iterdir()} == {"curves.png", "pr_curves.png", "confusion.png"}
+    logged = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [e["epoch"] for e in logged] == [1, 2] and all("mAP50" in e and "loss" in e for e in logged)
+    assert [e["event"] for e in events].count("step") == 4 and events[0] == {
+        "event": "start",
+        "total_steps": 4,
+        "done_steps": 0,
+        "classes": ["car", "bicycle", "person", "road_sign"],
+    }
+    assert load_spec(tmp_path / "run" / "spec.yaml") == load_spec(data=data)
+    assert result.metrics is not None and "mAP50" in result.metrics
+    assert list((tmp_path / "run" / "tensorboard").iterdir())
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without a GPU")
+def test_cuda_without_a_gpu_is_one_clear_error(synth_sets: dict[str, Path], tmp_path: Path) -> None:
+    data = tiny_spec(synth_sets["train"], training={"device": "cuda"})
+    with pytest.raises(ConfigError, match=r"training.device: device 'cuda' was requested but no CUDA GPU"):
+        train(load_spec(data=data), tmp_path / "run")
+
+
+def test_classes_missing_from_the_spec(synth_sets: dict[str, Path], tmp_path: Path) -> None:
+    data = tiny_spec(synth_sets["train"], dataset={"classes": ["car", "person"]})
+    with pytest.raises(Exception, match=r"dataset classes \['bicycle', 'road_sign'\] are not in the spec's classes"):
+        train(load_spec(data=data), tmp_path / "run")

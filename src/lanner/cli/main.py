@@ -14,6 +14,7 @@ import click
 
 from lanner import __version__
 from lanner.cli.app import CliState, err
+from lanner.cli.calibrate import calibrate
 from lanner.cli.dataset import dataset
 from lanner.cli.engine import bench, build, compare
 from lanner.cli.model import evaluate_cmd, export_cmd, infer_cmd
@@ -43,6 +44,7 @@ cli.add_command(run)
 cli.add_command(build)
 cli.add_command(bench)
 cli.add_command(compare)
+cli.add_command(calibrate)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

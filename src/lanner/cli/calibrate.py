@@ -1,0 +1,106 @@
+"""``lanner calibrate``: INT8 post-training calibration → QDQ ONNX, scale table, TensorRT cache.
+
+Parses arguments and calls ``lanner.engine.calibrate.calibrate_model``; the work lives there.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from lanner.cli.app import info, out, progress_bar
+from lanner.engine.calibrate.cache import DEFAULT_TRT_VERSION
+from lanner.engine.calibrate.calibration import calibrate_model
+from lanner.engine.calibrate.collect import RUNNERS
+from lanner.engine.calibrate.images import DEFAULT_COUNT, MAX_COUNT, list_images
+from lanner.engine.calibrate.methods import DEFAULT_PERCENTILE, METHODS
+
+
+@click.command("calibrate")
+@click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--images", type=click.Path(path_type=Path), help="Folder of calibration images (searched recursively).")
+@click.option("--method", type=click.Choice(METHODS), default="entropy", show_default=True)
+@click.option("--percentile", type=float, default=DEFAULT_PERCENTILE, show_default=True, help="For percentile.")
+@click.option(
+    "--count",
+    type=click.IntRange(1, MAX_COUNT),
+    default=DEFAULT_COUNT,
+    show_default=True,
+    help="Images to use, the first in sorted path order.",
+)
+@click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True, help="Images per batch.")
+@click.option(
+    "--exclude", multiple=True, metavar="NAME_OR_OPTYPE", help="Keep a node, or all nodes of an op type, in FP32."
+)
+@click.option(
+    "--cache",
+    "cache",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Read the ranges from this TensorRT calibration cache instead of running images.",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(RUNNERS),
+    default="auto",
+    show_default=True,
+    help="What runs the FP32 model while collecting statistics.",
+)
+@click.option("--trt-version", default=DEFAULT_TRT_VERSION, show_default=True, help="Version in the cache header.")
+@click.option(
+    "-o",
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Output folder for <model>_int8.onnx, scales.json and calibration.cache.",
+)
+def calibrate(
+    model: Path,
+    images: Path | None,
+    method: str,
+    percentile: float,
+    count: int,
+    batch: int,
+    exclude: tuple[str, ...],
+    cache: Path | None,
+    backend: str,
+    trt_version: str,
+    out_dir: Path,
+) -> None:
+    """Calibrate MODEL (FP32 ONNX) for INT8 on a folder of images, TensorRT-style.
+
+    Example: lanner calibrate resnet18.onnx --images calib/ --method entropy -o int8/
+    """
+    if cache is None and images is None:
+        raise click.UsageError("give --images DIR (or --cache FILE to reuse a TensorRT calibration cache)")
+    source = f"cache {cache}" if cache is not None else f"{images}"
+    info(f"calibrating {model.name} ({method if cache is None else 'from cache'}) on {source}")
+    total = None if cache is not None or images is None else len(list_images(images, count))
+    with progress_bar("calibrating", total) as advance:
+        report = calibrate_model(
+            model,
+            images,
+            out_dir,
+            method=method,
+            percentile=percentile,
+            count=count,
+            batch=batch,
+            exclude=exclude,
+            cache=cache,
+            backend=backend,
+            trt_version=trt_version,
+            progress=advance,
+        )
+    for note in report.notes:
+        info(f"note: {note}")
+    q = report.quantized
+    out.print(
+        f"{len(q.quantized)} activations and {len(q.weights)} weights quantized "
+        f"({len(q.excluded_nodes)} nodes kept in FP32), {len(q.amax)} ranges from "
+        f"{report.num_images} images in batches of {report.batch}"
+        if report.num_images
+        else f"{len(q.quantized)} activations and {len(q.weights)} weights quantized from {len(q.amax)} cached ranges"
+    )
+    for path in (report.onnx_path, report.scales_path, report.cache_path):
+        out.print(f"wrote {path}")

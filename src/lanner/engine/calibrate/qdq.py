@@ -1,0 +1,205 @@
+"""Insert QuantizeLinear/DequantizeLinear into the IR: the explicit-quantization (QDQ) ONNX contract.
+
+TensorRT 10+/11 and ONNX Runtime take INT8 precision from Q/DQ nodes in the network. The placement
+follows TensorRT's guidance (and NVIDIA Model Optimizer's default for CNNs): the activation inputs of
+the weighted ops are quantized per tensor (symmetric int8, zero point 0, scale = amax / 127) and their
+weights per output channel (symmetric, values in [-127, 127]), stored as int8 initializers read by a
+DequantizeLinear. Biases stay FP32. The builder folds the pairs into INT8 kernels; ONNX Runtime runs
+the file as it is. A node can be pinned to FP32 by its name or its op type (``exclude``).
+
+Example:
+    >>> qgraph = insert_qdq(graph, amax={"images": 2.64, "/relu/Relu_output_0": 5.1})  # doctest: +SKIP
+    >>> qgraph.op_counts()["DequantizeLinear"]  # doctest: +SKIP
+    4
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from lanner.core.errors import ConfigError, DataError
+from lanner.engine.calibrate.methods import INT8_MAX
+from lanner.engine.ir.graph import Graph, Node, Value
+from lanner.engine.ir.verify import verify
+
+ACTIVATION_INPUTS: dict[str, tuple[int, ...]] = {"Conv": (0,), "ConvTranspose": (0,), "Gemm": (0,), "MatMul": (0, 1)}
+"""op_type → input slots whose run-time (non-constant) tensors are quantized per tensor."""
+WEIGHT_INPUT = 1  # Conv/ConvTranspose W, Gemm/MatMul B
+ZERO_SCALE_AMAX = 1.0  # an all-zero tensor gets amax 1 (any positive scale represents it exactly)
+
+
+@dataclass(frozen=True)
+class QuantizedWeight:
+    """A weight's per-channel scales (what the scale table records)."""
+
+    name: str
+    axis: int
+    scale: np.ndarray
+
+
+def scale_from_amax(amax: float) -> np.float32:
+    """Symmetric int8 scale ``amax / 127`` as float32 (``amax`` 0 → 1/127)."""
+    return np.float32((amax if amax > 0 else ZERO_SCALE_AMAX) / INT8_MAX)
+
+
+def resolve_exclusions(graph: Graph, exclude: Iterable[str]) -> set[str]:
+    """The names of the nodes pinned to FP32 by ``exclude`` (node names or op types).
+
+    An entry that is neither is a ``ConfigError`` with the closest names.
+    """
+    names = {node.name for node in graph.nodes}
+    op_types = {node.op_type for node in graph.nodes}
+    pinned: set[str] = set()
+    for entry in exclude:
+        if entry in names:
+            pinned.add(entry)
+        elif entry in op_types:
+            pinned.update(node.name for node in graph.nodes if node.op_type == entry)
+        else:
+            close = difflib.get_close_matches(entry, sorted(names | op_types), n=3)
+            hint = f"did you mean {', '.join(map(repr, close))}?" if close else "see the node names in Netron"
+            raise ConfigError(f"--exclude {entry!r} is neither a node name nor an op type in the model", fix=hint)
+    return pinned
+
+
+def quantized_nodes(graph: Graph, pinned: set[str] = frozenset()) -> list[Node]:
+    """The nodes that get Q/DQ inputs: weighted ops in the default domain that are not pinned."""
+    return [n for n in graph.nodes if n.op_type in ACTIVATION_INPUTS and not n.domain and n.name not in pinned]
+
+
+def activations_to_quantize(graph: Graph, pinned: set[str] = frozenset()) -> list[str]:
+    """The run-time float32 tensors that get a Q/DQ pair, in graph order, each once."""
+    result: list[str] = []
+    for node in quantized_nodes(graph, pinned):
+        for slot in ACTIVATION_INPUTS[node.op_type]:
+            name = node.input(slot)
+            value = graph.values.get(name) if name else None
+            if value is not None and not value.is_constant and value.dtype == np.float32 and name not in result:
+                result.append(name)
+    return result
+
+
+def weight_axis(node: Node, weight: np.ndarray) -> int:
+    """The output-channel axis of a weight: Conv 0, ConvTranspose 1, Gemm 0 if transB else 1, MatMul last."""
+    if node.op_type == "Conv":
+        return 0
+    if node.op_type == "ConvTranspose":
+        return 1
+    if node.op_type == "Gemm":
+        return 0 if node.attr("transB", 0) else 1
+    return weight.ndim - 1
+
+
+def quantize_weight(weight: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel symmetric int8: ``(q int8 in [-127, 127], scale float32 [C])`` with ``q * scale ≈ weight``."""
+    w = np.asarray(weight, dtype=np.float32)
+    reduce = tuple(i for i in range(w.ndim) if i != axis)
+    amax = np.abs(w).max(axis=reduce) if reduce else np.abs(w)
+    scale = (np.where(amax > 0, amax, ZERO_SCALE_AMAX) / INT8_MAX).astype(np.float32)
+    shape = [1] * w.ndim
+    shape[axis] = -1
+    q = np.clip(np.round(w / scale.reshape(shape)), -INT8_MAX, INT8_MAX).astype(np.int8)
+    return q, scale
+
+
+def insert_qdq(
+    graph: Graph, amax: Mapping[str, float], *, exclude: Iterable[str] = ()
+) -> tuple[Graph, list[QuantizedWeight]]:
+    """A new graph with Q/DQ on the activations (``amax`` per tensor) and weights of the weighted ops.
+
+    Returns the graph and the per-channel weight scales. A tensor that needs a Q/DQ pair but has no
+    entry in ``amax`` is a ``DataError`` listing them (e.g. a cache from another model).
+    """
+    pinned = resolve_exclusions(graph, exclude)
+    activations = activations_to_quantize(graph, pinned)
+    missing = [name for name in activations if name not in amax]
+    if missing:
+        raise DataError(
+            f"no calibration range for {len(missing)} tensor(s): {missing[:5]}",
+            fix="calibrate this model (the cache or table may belong to another model)",
+        )
+    builder = _QdqBuilder(graph)
+    for name in activations:
+        builder.add_activation(name, amax[name])
+    nodes: list[Node] = []
+    for node in graph.nodes:
+        if node.op_type in ACTIVATION_INPUTS and not node.domain and node.name not in pinned:
+            node = builder.rewire(node)
+        nodes.extend(builder.take_pending(node))
+        nodes.append(node)
+    result = graph.with_nodes(nodes, builder.values)
+    verify(result, require_types=True)
+    return result, builder.weights
+
+
+class _QdqBuilder:
+    """Collects the new Q/DQ nodes and values; each tensor gets one pair however many nodes read it."""
+
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+        self.values: list[Value] = []
+        self.weights: list[QuantizedWeight] = []
+        self.replacement: dict[tuple[str, int | None], str] = {}  # (tensor, weight axis) → DQ output
+        self.pending: dict[str, list[Node]] = {}  # DQ output → nodes still to emit
+        self.taken: set[str] = set()
+
+    def _name(self, base: str) -> str:
+        name = self.graph.unique_name(base)
+        while name in self.taken:
+            name = self.graph.unique_name(f"{name}_")
+        self.taken.add(name)
+        return name
+
+    def add_activation(self, name: str, amax: float) -> None:
+        value = self.graph.values[name]
+        scale = Value.constant(self._name(f"{name}_scale"), np.asarray(scale_from_amax(amax)))
+        zero = Value.constant(self._name(f"{name}_zero_point"), np.zeros((), np.int8))
+        q = Value(self._name(f"{name}_quantized"), np.dtype(np.int8), value.shape)
+        dq = Value(self._name(f"{name}_dequantized"), np.dtype(np.float32), value.shape)
+        self.values += [scale, zero, q, dq]
+        params = (scale.name, zero.name)
+        self.pending[dq.name] = [
+            Node("QuantizeLinear", self._name(f"{name}_QuantizeLinear"), (name, *params), (q.name,)),
+            Node("DequantizeLinear", self._name(f"{name}_DequantizeLinear"), (q.name, *params), (dq.name,)),
+        ]
+        self.replacement[(name, None)] = dq.name
+
+    def rewire(self, node: Node) -> Node:
+        inputs = list(node.inputs)
+        for slot in ACTIVATION_INPUTS[node.op_type]:
+            key = (node.input(slot), None)
+            if key in self.replacement:
+                inputs[slot] = self.replacement[key]
+        weight = self.graph.constant(node.input(WEIGHT_INPUT))
+        if weight is not None and weight.dtype == np.float32 and weight.ndim >= 1:
+            inputs[WEIGHT_INPUT] = self._weight(node, weight)
+        return node.evolve(inputs=tuple(inputs))
+
+    def _weight(self, node: Node, weight: np.ndarray) -> str:
+        name = node.input(WEIGHT_INPUT)
+        axis = weight_axis(node, weight)
+        if (name, axis) in self.replacement:
+            return self.replacement[(name, axis)]
+        q, scale = quantize_weight(weight, axis)
+        qv = Value.constant(self._name(f"{name}_quantized"), q, copy=False)
+        sv = Value.constant(self._name(f"{name}_scale"), scale, copy=False)
+        zv = Value.constant(self._name(f"{name}_zero_point"), np.zeros(scale.shape, np.int8))
+        dq = Value(self._name(f"{name}_dequantized"), np.dtype(np.float32), tuple(int(d) for d in weight.shape))
+        self.values += [qv, sv, zv, dq]
+        node_name = self._name(f"{name}_DequantizeLinear")
+        inputs = (qv.name, sv.name, zv.name)
+        self.pending[dq.name] = [Node("DequantizeLinear", node_name, inputs, (dq.name,), {"axis": axis})]
+        self.replacement[(name, axis)] = dq.name
+        self.weights.append(QuantizedWeight(name, axis, scale))
+        return dq.name
+
+    def take_pending(self, node: Node) -> list[Node]:
+        """The Q/DQ nodes ``node`` reads that were not emitted yet (so the order stays topological)."""
+        emitted: list[Node] = []
+        for name in node.inputs:
+            emitted += self.pending.pop(name, [])
+        return emitted

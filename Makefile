@@ -28,9 +28,8 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
 demo: $(STAMP)
-	@echo "make demo: the streaming pipeline (detector, tracker, line counting, overlays) lands with the pipeline issue."
-	@echo "Today it renders the synthetic 4-camera traffic scene the demo will run on:"
-	$(BIN)/lanner dataset synth --video --cameras 4 --seconds 10 --resolution 1280x720 --out demo_data
+	@test -f demo_data/manifest.json || $(BIN)/lanner dataset synth --video --cameras 4 --seconds 10 --resolution 1280x720 --out demo_data --force
+	$(BIN)/lanner run -c configs/demo.yaml --truth
 
 bench: $(STAMP)
 	@for f in bench/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done

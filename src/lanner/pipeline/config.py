@@ -26,6 +26,7 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
+from lanner.core.assets import resolve_asset
 from lanner.core.config import Section, load_config
 from lanner.core.errors import ConfigError
 from lanner.pipeline.analytics import AnalyticsConfig
@@ -84,7 +85,7 @@ class PipelineConfig(Section):
             raise ValueError("no sources; add at least one under 'sources' (or set control_port to add them later)")
         if self.secondary and self.primary is None:
             raise ValueError("secondary classifiers need a primary detector; add a 'primary' section")
-        names = [s.name or Path(s.model).stem for s in self.secondary]
+        names = [s.name or resolve_asset(s.model).stem for s in self.secondary]
         if len(set(names)) != len(names):
             raise ValueError(f"secondary classifiers need distinct names, got {names}; set 'name' on each")
         return self

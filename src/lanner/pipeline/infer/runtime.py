@@ -18,6 +18,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from lanner.core.assets import resolve_asset
 from lanner.core.errors import ConfigError, DataError
 
 RUNTIMES = ("auto", "onnxruntime", "lanner")
@@ -69,8 +70,8 @@ class OrtRuntime:
 
 
 def open_runtime(path: str | Path, runtime: str = "auto", threads: int = 2) -> Runtime:
-    """Open ``path`` in the runtime named ``runtime`` ("auto": by file suffix)."""
-    path = Path(path)
+    """Open ``path`` (or ``builtin:<name>``, a model shipped with lanner) in ``runtime`` ("auto": by suffix)."""
+    path = resolve_asset(path)
     if runtime not in RUNTIMES:
         raise ConfigError(f"unknown runtime {runtime!r}", fix=f"use one of {', '.join(RUNTIMES)}")
     if not path.is_file():

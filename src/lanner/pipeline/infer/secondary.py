@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 from pydantic import Field
 
+from lanner.core.assets import resolve_asset
 from lanner.core.config import Section
 from lanner.core.errors import ConfigError
 from lanner.core.frame import Frame
@@ -70,7 +70,7 @@ class SecondaryClassifier:
                 where=str(self.runtime.path),
                 fix="use a classification model here and detectors as the primary",
             )
-        self.name = config.name or Path(config.model).stem
+        self.name = config.name or resolve_asset(config.model).stem
         self.input_spec = InputSpec.from_metadata(meta)
         self.class_names = list(config.labels or json.loads(meta.get("labels", "[]")))
         self._cache: dict[tuple[int, int], tuple[int, int, float]] = {}  # (source, track) -> (frame, class, prob)

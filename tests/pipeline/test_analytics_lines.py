@@ -56,6 +56,26 @@ def test_crossings_by_direction(ys: list[float], expected: dict[str, int]) -> No
     assert {"in": counts["in"], "out": counts["out"]} == expected
 
 
+ONCE = LineConfig(name="road", p1=(0, 100), p2=(200, 100), once_per_track=True)
+
+
+@pytest.mark.parametrize(
+    ("ys", "tids", "expected"),
+    [
+        ([99, 101, 99, 101, 99], [1] * 5, {"in": 1, "out": 0}),  # a jittering box edge: its first crossing only
+        ([110, 90, 110], [1] * 3, {"in": 0, "out": 1}),
+        ([90, 110, 90, 110], [1, 1, 2, 2], {"in": 2, "out": 0}),  # two tracks each count once
+    ],
+)
+def test_once_per_track_counts_a_tracks_first_crossing(ys, tids, expected) -> None:
+    frames = [f for y, tid, i in zip(ys, tids, range(len(ys))) for f in _frames([y], tid=tid)]
+    for i, frame in enumerate(frames):
+        frame.frame_idx, frame.pts_ns = i, i * 33_333_333
+    analytics, _ = _run(frames, lines=(ONCE,))
+    counts = analytics.counts()[0]["lines"]["road"]
+    assert {"in": counts["in"], "out": counts["out"]} == expected
+
+
 @pytest.mark.parametrize(
     ("x", "crosses"),
     [(100.0, True), (0.0, True), (200.0, True), (-1.0, False), (201.0, False), (500.0, False)],

@@ -27,7 +27,9 @@ class LineConfig(Section):
     """A counting segment ``p1 -> p2``; "in" = left-to-right of that direction on screen.
 
     ``sources`` limits the line to these source ids (empty: every source); ``class_ids`` limits what
-    is counted (empty: every class).
+    is counted (empty: every class). ``once_per_track`` counts a track's first crossing of the line
+    only: a real detector's box edge can jitter across the line (in, out, in...) where the object
+    itself crosses once; the ground-truth counter counts every crossing (off by default).
     """
 
     name: str
@@ -35,6 +37,7 @@ class LineConfig(Section):
     p2: Point
     sources: list[int] = []
     class_ids: list[int] = []
+    once_per_track: bool = False
 
     @model_validator(mode="after")
     def _check(self) -> LineConfig:

@@ -64,6 +64,7 @@ class LineCrossing:
             for line in self.lines
         }
         self._last: dict[int, tuple[np.ndarray, int]] = {}  # tracker_id -> (anchor, frame_idx last seen)
+        self._counted: set[tuple[str, int]] = set()  # (line, tracker_id) for once_per_track lines
 
     def update(self, detections: Detections, frame_idx: int) -> list[dict[str, Any]]:
         """Crossings between each track's last anchor and this frame's; returns one event dict per crossing."""
@@ -81,6 +82,10 @@ class LineCrossing:
                     class_id = int(detections.class_id[i])
                     if cfg.class_ids and class_id not in cfg.class_ids:
                         continue
+                    if cfg.once_per_track:
+                        if (line.name, ids[i]) in self._counted:
+                            continue
+                        self._counted.add((line.name, ids[i]))
                     events.append(self._record(line.name, direction, ids[i], class_id, anchors[i]))
         for i, tid in enumerate(ids):
             self._last[tid] = (anchors[i], frame_idx)
@@ -89,6 +94,7 @@ class LineCrossing:
     def forget_older_than(self, frame_idx: int) -> None:
         """Drop tracks last seen before ``frame_idx`` (keeps memory flat on long runs)."""
         self._last = {tid: v for tid, v in self._last.items() if v[1] >= frame_idx}
+        self._counted = {key for key in self._counted if key[1] in self._last}
 
     def _record(self, line: str, direction: str, tracker_id: int, class_id: int, anchor: np.ndarray) -> dict:
         name = class_name(self.class_names, class_id)

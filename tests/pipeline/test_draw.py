@@ -161,3 +161,12 @@ MODULES = ["lanner.pipeline.draw.osd", "lanner.pipeline.draw.tiler", "lanner.pip
 def test_docstring_examples(name: str) -> None:
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_secondary_classifier_results_join_the_label() -> None:
+    dets = Detections.from_arrays([[10, 40, 60, 80], [100, 40, 150, 80]], [0, 0], [0.9, 0.8], tracker_id=[1, 2])
+    dets.data["vehicle_type_class_id"] = np.array([2, -1])  # second object not classified yet
+    osd = Osd(OsdConfig(), None, ("car",), {"vehicle_type": ("bus", "sedan", "suv")})
+    assert osd._label_text(0, 0.9, 1, osd._attribute_text(dets, 0)) == "car suv 0.90 #1"
+    assert osd._label_text(0, 0.8, 2, osd._attribute_text(dets, 1)) == "car 0.80 #2"
+    assert Osd(OsdConfig(), None, ("car",))._attribute_text(dets, 0) == ""

@@ -133,7 +133,8 @@ class Pipeline:
         from lanner.pipeline.draw import Osd, Tiler
 
         osd_cfg, tiler_cfg = self.config.osd, self.config.tiler
-        osd = Osd(osd_cfg, self.analytics, self.class_names) if osd_cfg and osd_cfg.enable else None
+        attributes = {sgie.name: sgie.class_names for sgie in self.secondary}
+        osd = Osd(osd_cfg, self.analytics, self.class_names, attributes) if osd_cfg and osd_cfg.enable else None
         tiler = Tiler(tiler_cfg) if tiler_cfg and tiler_cfg.enable else None
         return osd, tiler
 

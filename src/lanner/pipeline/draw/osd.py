@@ -35,13 +35,21 @@ class Osd:
     """Draws one frame's metadata; keeps per-source track trails and a frame-rate estimate.
 
     ``analytics`` (a ``lanner.pipeline.analytics.Analytics`` or None) supplies the lines, ROIs and
-    their live counts; ``class_names`` names the class ids in labels.
+    their live counts; ``class_names`` names the class ids in labels. ``attributes`` maps a secondary
+    classifier's name to its class names: an object's ``<name>_class_id`` (when >= 0) joins its label.
     """
 
-    def __init__(self, config: OsdConfig, analytics: Any = None, class_names: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        config: OsdConfig,
+        analytics: Any = None,
+        class_names: Sequence[str] = (),
+        attributes: dict[str, Sequence[str]] | None = None,
+    ) -> None:
         self.config = config
         self.analytics = analytics
         self.class_names = tuple(class_names)
+        self.attributes = {name: tuple(labels) for name, labels in (attributes or {}).items()}
         self._trails: dict[int, dict[int, collections.deque]] = {}
         self._last_seen: dict[int, dict[int, int]] = {}
         self._fps: dict[int, tuple[float, float]] = {}  # source -> (last wall time, smoothed fps)
@@ -102,7 +110,7 @@ class Osd:
             tid = int(dets.tracker_id[i]) if dets.tracker_id is not None else None
             color = self._color(k, tid)
             cv2.rectangle(image, (x1, y1), (x2, y2), color, thickness)
-            text = self._label_text(k, float(dets.confidence[i]), tid)
+            text = self._label_text(k, float(dets.confidence[i]), tid, self._attribute_text(dets, i))
             if tid in dwell and dwell[tid] >= 1.0:
                 text = f"{text} {dwell[tid]:.0f}s".strip()
             if text:
@@ -118,11 +126,23 @@ class Osd:
                 times[tid] = max(seconds, times.get(tid, 0.0))
         return times
 
-    def _label_text(self, class_id: int, confidence: float, track_id: int | None) -> str:
+    def _attribute_text(self, dets: Any, row: int) -> str:
+        """Secondary classifier results of one object, e.g. ``suv`` (unclassified ones are skipped)."""
+        words = []
+        for name, labels in self.attributes.items():
+            ids = dets.data.get(f"{name}_class_id")
+            k = int(ids[row]) if ids is not None else -1
+            if 0 <= k < len(labels):
+                words.append(labels[k])
+        return " ".join(words)
+
+    def _label_text(self, class_id: int, confidence: float, track_id: int | None, attributes: str = "") -> str:
         cfg, parts = self.config, []
         if cfg.show_labels:
             names = self.class_names
             parts.append(names[class_id] if 0 <= class_id < len(names) else f"class{class_id}")
+            if attributes:
+                parts.append(attributes)
         if cfg.show_confidence:
             parts.append(f"{confidence:.2f}")
         if cfg.show_track_ids and track_id is not None:

@@ -12,6 +12,7 @@ from lanner.core.assets import ASSETS_DIR, builtin_models, resolve_asset
 from lanner.data.synth.crops import generate_crops
 from lanner.data.synth.images import SynthConfig, render_sample
 from lanner.pipeline.infer import Detector, DetectorConfig, SecondaryClassifier, SecondaryConfig
+from lanner.pipeline.track.matching import box_iou
 
 MAX_BYTES = 10 * 1024 * 1024
 
@@ -21,13 +22,6 @@ def test_shipped_models_exist_and_are_at_most_10_mb():
     for name in ("traffic_detector", "vehicle_type"):
         assert resolve_asset(f"builtin:{name}").stat().st_size <= MAX_BYTES
     assert (ASSETS_DIR / "MODEL_CARD.md").is_file()
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    tl, br = np.maximum(a[:, None, :2], b[None, :, :2]), np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod((br - tl).clip(0), axis=2)
-    area = lambda x: np.prod(x[:, 2:] - x[:, :2], axis=1)  # noqa: E731
-    return inter / (area(a)[:, None] + area(b)[None, :] - inter)
 
 
 def test_starter_detector_finds_most_large_cars_in_held_out_street_scenes():
@@ -42,7 +36,7 @@ def test_starter_detector_finds_most_large_cars_in_held_out_street_scenes():
         dets = detector.detect([image])[0]
         pred = dets.xyxy[dets.class_id == 0]
         total += len(cars)
-        found += int((_iou(cars, pred).max(axis=1) >= 0.5).sum()) if len(pred) else 0
+        found += int((box_iou(cars, pred).max(axis=1) >= 0.5).sum()) if len(pred) else 0
     assert total >= 5
     assert found / total >= 0.5, f"found {found} of {total} large unoccluded cars"
 

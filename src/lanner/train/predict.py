@@ -28,6 +28,7 @@ import numpy as np
 
 from lanner.core.detections import Detections
 from lanner.core.errors import DataError, UsageError
+from lanner.core.nms import NmsParams, select_detections
 from lanner.data.preprocess import InputSpec, boxes_to_image, to_network_input
 
 if TYPE_CHECKING:
@@ -220,31 +221,8 @@ def multiclass_nms_numpy(
         >>> d.class_id.tolist(), len(d)
         ([0], 1)
     """
-    flat = scores.reshape(-1)
-    top = np.argsort(-flat, kind="stable")[: min(pre_nms_topk, flat.size)]
-    top = top[flat[top] > conf_threshold]
-    box_idx, class_idx = top // scores.shape[1], top % scores.shape[1]
-    kept_boxes, kept_scores = boxes[box_idx].astype(np.float32), flat[top].astype(np.float32)
-    keep = _greedy_nms(kept_boxes, kept_scores, class_idx, iou_threshold)[:max_det]
-    return Detections(xyxy=kept_boxes[keep], confidence=kept_scores[keep], class_id=class_idx[keep])
-
-
-def _greedy_nms(boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, iou_threshold: float) -> np.ndarray:
-    """Class-aware greedy NMS (boxes of different classes never suppress each other), highest score first."""
-    order = np.argsort(-scores, kind="stable")
-    area = np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
-    suppressed = np.zeros(len(boxes), bool)
-    keep = []
-    for i in order:
-        if suppressed[i]:
-            continue
-        keep.append(i)
-        lt = np.maximum(boxes[i, :2], boxes[:, :2])
-        rb = np.minimum(boxes[i, 2:], boxes[:, 2:])
-        inter = np.clip(rb - lt, 0, None).prod(axis=1)
-        iou = inter / np.maximum(area[i] + area - inter, np.finfo(np.float32).tiny)
-        suppressed |= (iou > iou_threshold) & (class_ids == class_ids[i])
-    return np.asarray(keep, np.int64)
+    params = NmsParams(conf_threshold, iou_threshold, max_det, pre_nms_topk)
+    return select_detections(np.asarray(boxes), np.asarray(scores), params)
 
 
 def _batches(images: Sequence[np.ndarray], batch_size: int):

@@ -5,9 +5,10 @@ Example:
     >>> detector = Detector(DetectorConfig(model="detector.onnx"))  # doctest: +SKIP
 """
 
+from lanner.core.nms import NmsParams, batched_nms, nms
 from lanner.pipeline.infer.detector import Detector, DetectorConfig
 from lanner.pipeline.infer.gaps import GapFiller
-from lanner.pipeline.infer.postprocess import DETECTION_DECODERS, NmsParams, batched_nms, decode_softmax, nms
+from lanner.pipeline.infer.postprocess import DETECTION_DECODERS, decode_softmax
 from lanner.pipeline.infer.runtime import OrtRuntime, Runtime, open_runtime
 from lanner.pipeline.infer.secondary import SecondaryClassifier, SecondaryConfig
 

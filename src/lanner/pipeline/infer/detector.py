@@ -25,8 +25,9 @@ from lanner.core.config import Section
 from lanner.core.detections import Detections
 from lanner.core.errors import ConfigError, DataError
 from lanner.core.frame import Batch
+from lanner.core.nms import NmsParams
 from lanner.data.preprocess import InputSpec, to_network_input
-from lanner.pipeline.infer.postprocess import DETECTION_DECODERS, NmsParams, to_image_pixels
+from lanner.pipeline.infer.postprocess import DETECTION_DECODERS, to_image_pixels
 from lanner.pipeline.infer.runtime import Runtime, open_runtime
 
 

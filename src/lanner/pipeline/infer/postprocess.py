@@ -18,77 +18,12 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 from lanner.core.detections import Detections
 from lanner.core.errors import DataError
-
-
-@dataclass(frozen=True)
-class NmsParams:
-    """Thresholds for decoding detections; ``classes`` keeps only those class ids (None: all)."""
-
-    conf_threshold: float = 0.3
-    iou_threshold: float = 0.45
-    max_det: int = 300
-    pre_nms_topk: int = 1000
-    class_agnostic: bool = False
-    classes: tuple[int, ...] | None = None
-
-
-def box_iou_one(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """IoU of one xyxy ``box (4,)`` with ``boxes (M, 4)``; empty boxes give 0."""
-    top_left = np.maximum(box[:2], boxes[:, :2])
-    bottom_right = np.minimum(box[2:], boxes[:, 2:])
-    inter = np.clip(bottom_right - top_left, 0, None).prod(axis=1)
-    area = np.clip(box[2:] - box[:2], 0, None).prod()
-    areas = np.clip(boxes[:, 2:] - boxes[:, :2], 0, None).prod(axis=1)
-    return inter / np.maximum(area + areas - inter, np.finfo(np.float32).tiny)
-
-
-def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
-    """Indices of the boxes greedy NMS keeps, highest score first (torchvision's ``nms`` contract)."""
-    order = np.argsort(-scores, kind="stable")
-    keep = []
-    while order.size:
-        best = order[0]
-        keep.append(best)
-        if order.size == 1:
-            break
-        rest = order[1:]
-        order = rest[box_iou_one(boxes[best], boxes[rest]) <= iou_threshold]
-    return np.asarray(keep, np.int64)
-
-
-def batched_nms(boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, iou_threshold: float) -> np.ndarray:
-    """Class-aware NMS: each class is shifted to its own region so classes never suppress each other."""
-    if boxes.shape[0] == 0:
-        return np.zeros(0, np.int64)
-    span = float(boxes.max() - boxes.min()) + 1.0
-    shifted = boxes - boxes.min() + class_ids.astype(np.float32)[:, None] * span
-    return nms(shifted, scores, iou_threshold)
-
-
-def select_detections(boxes: np.ndarray, scores: np.ndarray, params: NmsParams) -> Detections:
-    """One image: ``boxes (N, 4)``, ``scores (N, C)`` -> NMS-filtered ``Detections`` (network pixels)."""
-    if params.classes is not None:
-        allowed = np.zeros(scores.shape[1], bool)
-        allowed[[c for c in params.classes if 0 <= c < scores.shape[1]]] = True
-        scores = np.where(allowed[None, :], scores, 0.0)
-    rows, cols = np.nonzero(scores > params.conf_threshold)
-    conf = scores[rows, cols]
-    if conf.size > params.pre_nms_topk:
-        top = np.argpartition(-conf, params.pre_nms_topk - 1)[: params.pre_nms_topk]
-        rows, cols, conf = rows[top], cols[top], conf[top]
-    cand = boxes[rows].astype(np.float32)
-    if params.class_agnostic:
-        keep = nms(cand, conf, params.iou_threshold)
-    else:
-        keep = batched_nms(cand, conf, cols, params.iou_threshold)
-    keep = keep[: params.max_det]
-    return Detections(xyxy=cand[keep], confidence=conf[keep].astype(np.float32), class_id=cols[keep])
+from lanner.core.nms import NmsParams, select_detections
 
 
 def decode_yolox_decoded(outputs: Mapping[str, np.ndarray], params: NmsParams) -> list[Detections]:

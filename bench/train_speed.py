@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from lanner.data.synth import SynthConfig, generate_images
+from lanner.train.data import normalise_pixels
 from lanner.train.distributed import resolve_runtime
 from lanner.train.loss import YOLOXLoss
 from lanner.train.spec import load_spec
@@ -107,8 +108,9 @@ def main() -> None:
         amp: Fit(load_spec(data=spec_data(args, data, amp)), args.out.parent / "unused", runtime)
         for amp in (False, True)
     }
-    images, targets = next(iter(fits[True].exp.train_loader))
-    images, targets = images.to(runtime.device), targets.to(runtime.device)
+    images, targets = next(iter(fits[True].exp.train_loader))  # uint8 pixels: normalise once, outside the timing
+    images = normalise_pixels(images.to(runtime.device), fits[True].input_spec)
+    targets = targets.to(runtime.device)
     n_cls = len(fits[True].exp.class_names)
     for name, amp in (("plain_fp32", False), ("plain_amp_cl", True)):
         model = copy.deepcopy(fits[amp].model)  # same architecture and weights, outside the trainer

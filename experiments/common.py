@@ -86,9 +86,14 @@ def base_spec(args: argparse.Namespace, train_dir: Path, val_dir: Path, epochs: 
     """The detection spec all experiments start from (yolox_s, 640x384 → input 384x640, SGD, cosine, EMA, AMP)."""
     smoke = args.smoke
     return {
-        "dataset": {"train": str(train_dir), "val": str(val_dir)},
+        "dataset": {"train": str(train_dir), "val": str(val_dir), "cache_images": True},
         "model": {"name": "yolox_nano" if smoke else args.model, "input_size": [128, 224] if smoke else [384, 640]},
-        "augmentation": {"mosaic": 0.0 if smoke else 0.5, "scale": [0.5, 1.5], "hflip": 0.5},
+        "augmentation": {
+            "mosaic": 0.0 if smoke else 0.5,
+            "scale": [0.5, 1.5],
+            "hflip": 0.5,
+            "no_aug_epochs": 0 if smoke else (args.epochs or epochs) // 10,  # YOLOX's clean final phase
+        },
         "training": {
             "epochs": 1 if smoke else (args.epochs or epochs),
             "batch_size": 4 if smoke else args.batch_size,

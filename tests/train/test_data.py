@@ -11,7 +11,7 @@ import torch
 
 from lanner.core.errors import DataError
 from lanner.data.io import read_dataset
-from lanner.data.preprocess import InputSpec
+from lanner.data.preprocess import InputSpec, to_network_input, to_network_pixels
 from lanner.train.augment import build_augment, mosaic
 from lanner.train.data import (
     DetectionTrainSet,
@@ -19,6 +19,7 @@ from lanner.train.data import (
     class_mapping,
     collate_detection,
     detection_items,
+    normalise_pixels,
     read_training_set,
 )
 from lanner.train.spec import AugmentationSection
@@ -130,3 +131,34 @@ def test_sampler_keys_carry_the_epoch_for_persistent_workers(synth_sets: dict[st
     main_copy.set_epoch(3)
     for key in keys:
         assert torch.equal(worker_copy[key][0], main_copy[key[1]][0])
+
+
+@pytest.mark.parametrize("color_order", ["RGB", "BGR"])
+def test_uint8_pixels_normalised_on_device_equal_to_network_input(color_order: str) -> None:
+    spec = InputSpec(size_hw=(32, 48), color_order=color_order, mean=(123.7, 116.3, 103.5), std=(58.4, 57.1, 57.4))
+    image = np.random.default_rng(0).integers(0, 256, (50, 60, 3), dtype=np.uint8)
+    pixels, scales = to_network_pixels([image], spec)
+    expected, expected_scales = to_network_input([image], spec)
+    assert pixels.dtype == np.uint8 and scales == expected_scales
+    assert torch.equal(normalise_pixels(torch.from_numpy(pixels), spec), torch.from_numpy(expected))  # same bits
+
+
+def test_ram_cache_gives_the_same_samples(synth_sets: dict[str, Path]) -> None:
+    items = dataset_items(synth_sets)[:4]
+    aug = build_augment(AugmentationSection(mosaic=0.5), SPEC.size_hw)
+    disk = DetectionTrainSet(items, SPEC, aug, mosaic_prob=0.5, seed=2)
+    ram = DetectionTrainSet(items, SPEC, aug, mosaic_prob=0.5, seed=2, cache=True)
+    assert ram.cached is not None and len(ram.cached) == 4
+    for i in range(4):
+        assert torch.equal(disk[i][0], ram[i][0]) and torch.equal(disk[i][1], ram[i][1])
+    assert disk[0][0].dtype == torch.uint8
+
+
+def test_no_aug_epochs_give_clean_images_at_the_end(synth_sets: dict[str, Path]) -> None:
+    items = dataset_items(synth_sets)[:3]
+    aug = build_augment(AugmentationSection(mosaic=1.0, color=1.0), SPEC.size_hw)
+    ds = DetectionTrainSet(items, SPEC, aug, mosaic_prob=1.0, seed=0, augment_epochs=2)
+    clean = DetectionTrainSet(items, SPEC)
+    for i in range(3):
+        assert not torch.equal(ds[(1, i)][0], clean[i][0])  # epoch 1: mosaic + colour
+        assert torch.equal(ds[(2, i)][0], clean[i][0]) and torch.equal(ds[(2, i)][1], clean[i][1])

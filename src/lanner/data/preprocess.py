@@ -118,6 +118,29 @@ def to_network_input(
     return batch, scales
 
 
+def to_network_pixels(
+    images_bgr: Sequence[np.ndarray], spec: InputSpec
+) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """Like ``to_network_input`` but stops before mean/std: uint8 NCHW in the model's colour order.
+
+    Training loaders hand these to the device, a quarter of the float32 bytes, and normalise there with
+    ``normalise_pixels``; the result equals ``to_network_input`` bit for bit.
+    """
+    if not images_bgr:
+        raise DataError("no images to preprocess")
+    batch = np.empty((len(images_bgr), 3, *spec.size_hw), dtype=np.uint8)
+    scales = []
+    for i, image in enumerate(images_bgr):
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise DataError(f"image {i} must be HxWx3, got shape {image.shape}")
+        resized, scale = resize_image(image, spec)
+        planes = cv2.split(resized)
+        for c, plane in enumerate(reversed(planes) if spec.color_order == "RGB" else planes):
+            batch[i, c] = plane
+        scales.append(scale)
+    return batch, scales
+
+
 def boxes_to_image(xyxy: np.ndarray, scale_xy: tuple[float, float], image_hw: tuple[int, int]) -> np.ndarray:
     """Map boxes from network-input pixels back to the original image, clipped to it."""
     out = np.asarray(xyxy, np.float32).reshape(-1, 4) / np.asarray([*scale_xy, *scale_xy], np.float32)

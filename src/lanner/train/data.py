@@ -2,8 +2,11 @@
 
 * ``load_detection_items`` reads a dataset (``lanner.data.io.read_any``), maps its class names onto the
   spec's class list (a dataset class the spec lacks is a ``DataError``) and checks it is not empty.
-* ``DetectionTrainSet`` decodes an image, optionally builds a mosaic, augments it (``augment.py``) and
-  letterboxes it with ``lanner.data.preprocess.to_network_input`` (the one preprocessing of lanner).
+* ``DetectionTrainSet`` decodes an image (or takes it from a RAM cache), optionally builds a mosaic,
+  augments it (``augment.py``) and letterboxes it with ``lanner.data.preprocess.to_network_pixels``.
+  Images leave the workers as uint8 NCHW (a quarter of float32's bytes through shared memory, pinning
+  and the host-to-device copy); ``normalise_pixels`` applies mean/std on the device, with the same
+  float32 operations as ``to_network_input`` (the one preprocessing of lanner), so the same bits.
   Targets are ``(n, 5)`` rows ``[class, x1, y1, x2, y2]`` in network-input pixels.
 * ``ClassificationTrainSet`` does the same for ImageFolder sets (flip + colour).
 * ``GlobalBatchSampler`` draws one permutation per (seed, epoch) and hands rank ``r`` its slice of
@@ -30,7 +33,7 @@ import torch
 from lanner.core.errors import DataError
 from lanner.data.dataset import ClassificationDataset, DetectionDataset
 from lanner.data.io import read_any
-from lanner.data.preprocess import InputSpec, to_network_input
+from lanner.data.preprocess import InputSpec, to_network_pixels
 from lanner.models.registry import ModelInfo
 from lanner.train.augment import Augment, mosaic
 
@@ -104,6 +107,23 @@ def read_image(path: Path) -> np.ndarray:
     return image
 
 
+def normalise_pixels(images: torch.Tensor, spec: InputSpec) -> torch.Tensor:
+    """uint8 NCHW (from the training sets) → the float32 input the model expects; floats pass through."""
+    if images.dtype != torch.uint8:
+        return images
+    mean = torch.tensor(spec.mean, dtype=torch.float32, device=images.device).view(1, 3, 1, 1)
+    inv_std = torch.from_numpy(1.0 / np.asarray(spec.std, np.float32)).to(images.device).view(1, 3, 1, 1)
+    return (images.float() - mean) * inv_std  # to_network_input's float32 ops, in its order
+
+
+def read_images(paths: Sequence[Path], threads: int = 8) -> list[np.ndarray]:
+    """Decode ``paths`` with a thread pool (OpenCV releases the GIL) for a RAM cache of a training set."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        return list(pool.map(read_image, paths))
+
+
 def _epoch_index(key: int | tuple[int, int], default_epoch: int) -> tuple[int, int]:
     """``(epoch, index)`` from a sampler key: a bare index uses the dataset's own epoch."""
     return (int(key[0]), int(key[1])) if isinstance(key, tuple) else (default_epoch, int(key))
@@ -130,9 +150,14 @@ class DetectionTrainSet(torch.utils.data.Dataset):
         augment: Augment | None = None,
         mosaic_prob: float = 0.0,
         seed: int = 0,
+        cache: bool = False,
+        augment_epochs: int | None = None,
     ) -> None:
         self.items, self.spec, self.augment = list(items), spec, augment
         self.mosaic_prob, self.seed, self.epoch = mosaic_prob, seed, 0
+        self.augment_epochs = augment_epochs  # epochs (0-based) from this one on see clean images (YOLOX)
+        # Decoded once in the main process; DataLoader workers fork after this and share the pages.
+        self.cached = read_images([item.image_path for item in self.items]) if cache else None
 
     def set_epoch(self, epoch: int) -> None:
         """Choose the epoch whose augmentation draws are used (call before building the iterator)."""
@@ -143,21 +168,27 @@ class DetectionTrainSet(torch.utils.data.Dataset):
 
     def _load(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         item = self.items[index]
-        return read_image(item.image_path), item.xyxy, item.class_id
+        image = self.cached[index] if self.cached is not None else read_image(item.image_path)
+        return image, item.xyxy, item.class_id
 
     def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         epoch, index = _epoch_index(key, self.epoch)
         seed = item_seed(self.seed, epoch, index)
         rng = np.random.default_rng(seed)
         image, xyxy, class_id = self._load(index)
-        if self.augment is not None and self.mosaic_prob > 0 and rng.random() < self.mosaic_prob:
+        augment = self.augment if self.augment_epochs is None or epoch < self.augment_epochs else None
+        if augment is not None and self.mosaic_prob > 0 and rng.random() < self.mosaic_prob:
             picks = [index, *rng.integers(0, len(self.items), 3).tolist()]
             loaded = [self._load(i) for i in picks]
             image, xyxy, origin = mosaic([x[0] for x in loaded], [x[1] for x in loaded], self.spec.size_hw)
+            # Halve the 2H x 2W canvas before augmenting: the later steps touch a quarter of the pixels
+            # and the letterbox below no longer resizes (the mosaic is then exactly the network size).
+            image = cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_AREA)
+            xyxy = xyxy * 0.5
             class_id = np.concatenate([x[2] for x in loaded])[: len(origin)]  # boxes are concatenated in order
-        if self.augment is not None:
-            image, xyxy, class_id = self.augment(image, xyxy, class_id, seed)
-        batch, scales = to_network_input([image], self.spec)
+        if augment is not None:
+            image, xyxy, class_id = augment(image, xyxy, class_id, seed)
+        batch, scales = to_network_pixels([image], self.spec)
         boxes = np.asarray(xyxy, np.float32).reshape(-1, 4) * np.asarray([*scales[0], *scales[0]], np.float32)
         targets = np.concatenate([np.asarray(class_id, np.float32).reshape(-1, 1), boxes], 1)
         return torch.from_numpy(batch[0]), torch.from_numpy(targets)
@@ -174,7 +205,7 @@ def collate_detection(batch: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> tup
 
 
 class ClassificationTrainSet(torch.utils.data.Dataset):
-    """ImageFolder items → ``(CHW float tensor, class id)`` with optional flip and colour jitter."""
+    """ImageFolder items → ``(CHW uint8 tensor, class id)`` with optional flip and colour jitter."""
 
     def __init__(self, items: Sequence[Item], spec: InputSpec, augment: bool = False, seed: int = 0) -> None:
         self.items, self.spec, self.augment, self.seed, self.epoch = list(items), spec, augment, seed, 0
@@ -195,7 +226,7 @@ class ClassificationTrainSet(torch.utils.data.Dataset):
                 image = image[:, ::-1]
             gain = rng.uniform(0.75, 1.25)
             image = np.clip(image.astype(np.float32) * gain, 0, 255).astype(np.uint8)
-        batch, _ = to_network_input([np.ascontiguousarray(image)], self.spec)
+        batch, _ = to_network_pixels([np.ascontiguousarray(image)], self.spec)
         return torch.from_numpy(batch[0]), torch.tensor(int(item.class_id[0]))
 
 

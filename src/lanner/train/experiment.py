@@ -97,7 +97,11 @@ def build_experiment(spec: ExperimentSpec, runtime: Runtime) -> Experiment:
     seed, t = spec.training.seed, spec.training
     if task == "detection":
         aug = spec.augmentation
-        train_set = DetectionTrainSet(items, shape, build_augment(aug, shape.size_hw), aug.mosaic, seed)
+        augment = build_augment(aug, shape.size_hw)
+        clean_from = t.epochs - aug.no_aug_epochs if aug.no_aug_epochs else None
+        train_set = DetectionTrainSet(
+            items, shape, augment, aug.mosaic, seed, cache=section.cache_images, augment_epochs=clean_from
+        )
         collate = collate_detection
     else:
         train_set, collate = ClassificationTrainSet(items, shape, augment=True, seed=seed), None

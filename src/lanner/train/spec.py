@@ -26,7 +26,8 @@ class DatasetSection(Section):
 
     ``classes`` (model order) defaults to the training set's classes; a dataset class missing from it is
     an error. ``replay`` names a dataset of old-class images mixed into training (class extension);
-    ``replay_images`` caps how many of them are used (0 = all).
+    ``replay_images`` caps how many of them are used (0 = all). ``cache_images`` keeps the decoded training
+    images in RAM (DataLoader workers share them), so an epoch does no JPEG decoding.
     """
 
     train: Path
@@ -35,6 +36,7 @@ class DatasetSection(Section):
     classes: list[str] = Field(default_factory=list)
     replay: Path | None = None
     replay_images: int = Field(0, ge=0)
+    cache_images: bool = False  # decode the training images once into RAM (~3 bytes per pixel per image)
 
 
 class ModelSection(Section):
@@ -74,6 +76,7 @@ class AugmentationSection(Section):
     noise: float = Field(0.0, ge=0.0, le=1.0)
     mosaic: float = Field(0.0, ge=0.0, le=1.0)
     min_visibility: float = Field(0.3, ge=0.0, le=1.0)  # drop boxes cut below this visible fraction
+    no_aug_epochs: int = Field(0, ge=0)  # the last N epochs train on clean images (YOLOX's final phase)
 
 
 class TrainingSection(Section):

@@ -34,6 +34,7 @@ from lanner.core.errors import DataError
 from lanner.core.progress import ProgressFn, advance
 from lanner.models import save_checkpoint
 from lanner.train.checkpointing import restore_training, save_training
+from lanner.train.data import input_spec, normalise_pixels
 from lanner.train.distributed import Runtime, barrier, mean_over_ranks, resolve_runtime
 from lanner.train.ema import ModelEMA
 from lanner.train.experiment import Experiment, build_experiment
@@ -88,6 +89,7 @@ class Fit:
         cuda = runtime.device.type == "cuda"
         self.amp, self.channels_last = t.amp and cuda, t.channels_last and cuda
         self.model = self.exp.model.to(runtime.device)
+        self.input_spec = input_spec(self.exp.model.info)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         if runtime.distributed and cuda and t.sync_bn:
@@ -118,13 +120,16 @@ class Fit:
             return self.loss_fn(out, targets)
         return {"total": nn.functional.cross_entropy(out.float(), targets)}
 
+    def prepare(self, images: torch.Tensor) -> torch.Tensor:
+        """A loader batch (uint8 NCHW) → normalised float32 on the device, channels-last when enabled."""
+        images = normalise_pixels(images.to(self.rt.device, non_blocking=True), self.input_spec)
+        return images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
+
     def train_step(self, images: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
         """One optimizer step; returns the loss parts as detached device tensors (reading them syncs)."""
         factor = self.schedule.apply(self.optimizer, self.step)
         device = self.rt.device
-        images = images.to(device, non_blocking=True)
-        if self.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
+        images = self.prepare(images)
         parts = self.loss(images, targets.to(device, non_blocking=True))
         parts["total"].backward()
         if self.spec.training.grad_clip > 0:
@@ -191,7 +196,7 @@ class Fit:
 
             logits, labels = [], []
             for images, target in loader:
-                logits.append(model(images.to(self.rt.device)).float().cpu().numpy())
+                logits.append(model(self.prepare(images)).float().cpu().numpy())
                 labels.append(target.numpy())
             metrics = evaluate_classification(np.concatenate(logits), np.concatenate(labels), self.exp.class_names)
             return {"top1": metrics.top1, "top5": metrics.top5}, metrics
@@ -199,7 +204,7 @@ class Fit:
 
         predictions, truth = [], []
         for images, targets in loader:
-            predictions += model.predict(images.to(self.rt.device), ev.conf, ev.iou, max_det=100)
+            predictions += model.predict(self.prepare(images), ev.conf, ev.iou, max_det=100)
             for t in targets.numpy():
                 t = t[t[:, 0] >= 0]
                 truth.append(Detections(xyxy=t[:, 1:5], confidence=np.ones(len(t)), class_id=t[:, 0].astype(int)))

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The GPU runs behind docs/benchmarks.md's training numbers, on a lent 2-GPU H200 machine (Python 3.12,
+# torch with CUDA; no pydantic/albumentations/PyAV/pycocotools, so they travel as cp312 wheels in .whl/).
+#   bash experiments/gpu_session.sh a    # GPU0: synth yolox_s; GPU1: day->night scene adaptation
+#   bash experiments/gpu_session.sh b    # GPU0: class extension; GPU1: starter detector + train speed
+# Each job runs under `timeout` and copies its log and result.json to $OUT (default: runs/out).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-runs/out}
+LIMIT=${LIMIT:-540}
+mkdir -p "$OUT" runs
+if [ -d .whl ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+  export PYTHONPATH=/tmp/site:$PWD/src
+else
+  export PYTHONPATH=$PWD/src
+fi
+export PYTHONUNBUFFERED=1
+L="python3 -m lanner.cli.main"
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/gpus.txt"
+
+job() {  # job NAME GPU COMMAND...: run on one GPU with a time limit, log to $OUT/NAME.log
+  local name=$1 gpu=$2; shift 2
+  (CUDA_VISIBLE_DEVICES=$gpu timeout "$LIMIT" bash -c "$*" > "$OUT/$name.log" 2>&1; echo "$name rc=$?" >> "$OUT/rc.txt") &
+}
+
+starter() {
+  $L dataset synth --out data/starter/train --images 2400 --resolution 1280x720 --seed 101 --workers 12 --force
+  $L dataset synth --out data/starter/val --images 300 --resolution 1280x720 --seed 202 --workers 12 --force
+  $L train -e configs/train/starter_detector_gpu.yaml -r runs/starter_gpu
+  $L export -m runs/starter_gpu/best.safetensors -o "$OUT/traffic_detector.onnx" --dynamic-batch
+}
+
+case "${1:-}" in
+  a)
+    job synth 0 "python3 experiments/synth_yolox_s.py --out runs/synth_yolox_s --workers 16 ${SYNTH_ARGS:-} && cp runs/synth_yolox_s/result.json $OUT/synth.json"
+    job scene 1 "python3 experiments/scene_adaptation.py --out runs/scene --workers 10 && cp runs/scene/result.json $OUT/scene.json"
+    ;;
+  b)
+    job classext 0 "python3 experiments/class_extension.py --out runs/classext --workers 14 && cp runs/classext/result.json $OUT/classext.json"
+    job starter 1 "$(declare -f starter); L='$L'; OUT='$OUT'; starter && python3 bench/train_speed.py --workers 10 --out runs/train_speed/train_speed.json && cp runs/train_speed/train_speed.json $OUT/"
+    ;;
+  *) echo "usage: $0 a|b" >&2; exit 2 ;;
+esac
+wait
+cat "$OUT/rc.txt"
+for f in runs/*/results/metrics.jsonl runs/*/*/metrics.jsonl; do [ -f "$f" ] && echo "$f: $(tail -n 1 "$f" | cut -c1-300)"; done

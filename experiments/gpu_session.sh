@@ -2,7 +2,8 @@
 # The GPU runs behind docs/benchmarks.md's training numbers, on a lent 2-GPU H200 machine (Python 3.12,
 # torch with CUDA; no pydantic/albumentations/PyAV/pycocotools, so they travel as cp312 wheels in .whl/).
 #   bash experiments/gpu_session.sh a    # GPU0: synth yolox_s; GPU1: day->night scene adaptation
-#   bash experiments/gpu_session.sh b    # GPU0: class extension; GPU1: starter detector + train speed
+#   bash experiments/gpu_session.sh b    # GPU0: synth yolox_s on 8000 images + train speed;
+#                                         # GPU1: class extension + starter detector
 # Each job runs under `timeout` and copies its log and result.json to $OUT (default: runs/out).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +18,7 @@ else
 fi
 export PYTHONUNBUFFERED=1
 L="python3 -m lanner.cli.main"
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/gpus.txt"
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/rc.txt"
 
 job() {  # job NAME GPU COMMAND...: run on one GPU with a time limit, log to $OUT/NAME.log
   local name=$1 gpu=$2; shift 2
@@ -25,8 +26,10 @@ job() {  # job NAME GPU COMMAND...: run on one GPU with a time limit, log to $OU
 }
 
 starter() {
-  $L dataset synth --out data/starter/train --images 2400 --resolution 1280x720 --seed 101 --workers 12 --force
-  $L dataset synth --out data/starter/val --images 300 --resolution 1280x720 --seed 202 --workers 12 --force
+  # 640x360 renders: the 288x512 network input sees the same picture as from 1280x720, at a quarter of the
+  # augmentation cost per image
+  $L dataset synth --out data/starter/train --images 2400 --resolution 640x360 --seed 101 --workers 12 --force
+  $L dataset synth --out data/starter/val --images 300 --resolution 640x360 --seed 202 --workers 12 --force
   $L train -e configs/train/starter_detector_gpu.yaml -r runs/starter_gpu
   $L export -m runs/starter_gpu/best.safetensors -o "$OUT/traffic_detector.onnx" --dynamic-batch
 }
@@ -37,11 +40,13 @@ case "${1:-}" in
     job scene 1 "python3 experiments/scene_adaptation.py --out runs/scene --workers 10 && cp runs/scene/result.json $OUT/scene.json"
     ;;
   b)
-    job classext 0 "python3 experiments/class_extension.py --out runs/classext --workers 14 && cp runs/classext/result.json $OUT/classext.json"
-    job starter 1 "$(declare -f starter); L='$L'; OUT='$OUT'; starter && python3 bench/train_speed.py --workers 10 --out runs/train_speed/train_speed.json && cp runs/train_speed/train_speed.json $OUT/"
+    job synth 0 "python3 experiments/synth_yolox_s.py --out runs/synth_yolox_s --workers 14 ${SYNTH_ARGS:-} && cp runs/synth_yolox_s/result.json $OUT/synth.json && python3 bench/train_speed.py --workers 12 --out runs/train_speed/train_speed.json && cp runs/train_speed/train_speed.json $OUT/"
+    job classext 1 "python3 experiments/class_extension.py --out runs/classext --workers 12 && cp runs/classext/result.json $OUT/classext.json; $(declare -f starter); L='$L'; OUT='$OUT'; starter"
     ;;
   *) echo "usage: $0 a|b" >&2; exit 2 ;;
 esac
 wait
 cat "$OUT/rc.txt"
-for f in runs/*/results/metrics.jsonl runs/*/*/metrics.jsonl; do [ -f "$f" ] && echo "$f: $(tail -n 1 "$f" | cut -c1-300)"; done
+# every run's metrics.jsonl in one archive ($OUT brings back at most 8 files)
+find runs -name metrics.jsonl -print0 | tar czf "$OUT/metrics.tgz" --null -T -
+for f in $(find runs -name metrics.jsonl); do echo "$f: $(grep mAP50 "$f" | tail -n 1 | cut -c1-240)"; done

@@ -1,4 +1,4 @@
-"""``lanner dataset``: convert, validate, inspect, split and synthesize datasets.
+"""``lanner dataset``: convert, validate, inspect, split, augment and synthesize datasets.
 
 Each command parses its arguments, calls ``lanner.data`` and prints the result; the work is in the library.
 """
@@ -121,6 +121,52 @@ def split_cmd(
         folder = part / "images" if (part / "images").is_dir() else part  # ImageFolder parts hold class folders
         n = sum(1 for p in folder.rglob("*") if p.is_file())
         out.print(f"{name}: {n} images -> {part}", markup=False, highlight=False)
+
+
+@dataset.command("augment")
+@click.argument("src", type=_path_in)
+@click.option("--out", "dst", type=_path_out, required=True, help="Output folder (must be empty or new).")
+@click.option("--spec", "spec_file", type=_path_in, help="YAML of augmentation keys, or a training spec.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a key, e.g. --set hflip=1.0.")
+@click.option("--copies", type=click.IntRange(min=1), default=1, show_default=True, help="Augmented copies per image.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed: same seed, same images.")
+@click.option("--format", "to_fmt", type=click.Choice(ALL_FORMATS), help="Format to write (default: SRC's).")
+@click.option("--from", "from_fmt", type=click.Choice(ALL_FORMATS), help="Format of SRC (default: detected).")
+@click.option("--keep-originals", is_flag=True, help="Also write the original images and labels.")
+@click.option("--skip-bad", is_flag=True, help="Skip unreadable images with a warning instead of failing.")
+@click.option("--force", is_flag=True, help="Replace a non-empty output folder (its contents are deleted).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Augmenting processes.")
+def augment_cmd(
+    src: Path,
+    dst: Path,
+    spec_file: Path | None,
+    overrides: tuple[str, ...],
+    copies: int,
+    seed: int,
+    to_fmt: str | None,
+    from_fmt: str | None,
+    keep_originals: bool,
+    skip_bad: bool,
+    force: bool,
+    workers: int,
+) -> None:
+    """Write COPIES augmented copies of every image of SRC (boxes transformed alongside) into OUT.
+
+    The keys are the training spec's augmentation section (hflip, scale, translate, color, hue,
+    saturation, value, blur, noise, mosaic, min_visibility).
+
+    Example: lanner dataset augment data/cars --out data/cars_aug --copies 3 --set mosaic=0.5
+    """
+    from lanner.train.offline_augment import AugmentOptions, load_augmentation, prepare_augment
+
+    section = load_augmentation(spec_file, overrides)
+    options = AugmentOptions(copies, seed, to_fmt, keep_originals, skip_bad, force, workers)
+    job = prepare_augment(src, dst, section, options, src_format=from_fmt)  # reads SRC: input errors come first
+    with progress_bar("augmenting", job.total) as advance:
+        report = job.run(advance)
+    for warning in report.warnings:
+        info(f"warning: {warning}")
+    out.print(report.summary(), markup=False, highlight=False)
 
 
 def _stats_tables(stats: Stats) -> list[Table]:

@@ -18,7 +18,7 @@ NEW = "road_sign"
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--replay", type=int, default=200, help="old-class images replayed during extension")
-    p.add_argument("--extend-epochs", type=int, default=40)
+    p.add_argument("--extend-epochs", type=int, default=120)
     args = p.parse_args()
     n_base, n_new, n_val = (16, 8, 8) if args.smoke else (2000, 200, 500)
     data = args.out / "data"
@@ -26,7 +26,9 @@ def main() -> None:
     base = drop_class(full, data / "base_3class", NEW)
     val4 = render(data / "val", n_val, seed=32, smoke=args.smoke)
     val3 = drop_class(val4, data / "val_3class", NEW)
-    new = subset(render(data / "new_full", n_new * 2, seed=33, smoke=args.smoke), data / "new", n_new, seed=0)
+    # 200 images that show the new class, as a team collecting data for it would gather
+    new_full = render(data / "new_full", n_new * 3, seed=33, smoke=args.smoke)
+    new = subset(new_full, data / "new", n_new, seed=0, showing=NEW)
     replay = subset(full, data / "replay", args.replay, seed=1, without=NEW)
     replay_3class = drop_class(replay, data / "replay_3class", NEW)
 

@@ -67,8 +67,9 @@ def drop_class(src: Path, out: Path, name: str) -> Path:
     return out
 
 
-def subset(src: Path, out: Path, count: int, seed: int, without: str | None = None) -> Path:
-    """``count`` images of ``src`` (seeded pick), optionally only images with no box of class ``without``."""
+def subset(src: Path, out: Path, count: int, seed: int, without: str | None = None, showing: str | None = None) -> Path:
+    """``count`` images of ``src`` (seeded pick), optionally only images with no box of class ``without``
+    or only images with at least one box of class ``showing``."""
     if (out / "labels").is_dir():
         return out
     ds = read_dataset(src)
@@ -76,6 +77,9 @@ def subset(src: Path, out: Path, count: int, seed: int, without: str | None = No
     if without is not None and without in ds.classes:
         bad = ds.classes.index(without)
         pool = [s for s in pool if not (s.boxes.class_id == bad).any()]
+    if showing is not None and showing in ds.classes:
+        wanted = ds.classes.index(showing)
+        pool = [s for s in pool if (s.boxes.class_id == wanted).any()]
     order = np.random.default_rng(seed).permutation(len(pool))[:count]
     picked = [pool[i] for i in sorted(order.tolist())]
     write_dataset(DetectionDataset(ds.root, ds.classes, picked), out, "kitti", images="link")

@@ -39,6 +39,10 @@ case "${1:-}" in
     job synth 0 "python3 experiments/synth_yolox_s.py --out runs/synth_yolox_s --workers 16 ${SYNTH_ARGS:-} && cp runs/synth_yolox_s/result.json $OUT/synth.json"
     job scene 1 "python3 experiments/scene_adaptation.py --out runs/scene --workers 10 && cp runs/scene/result.json $OUT/scene.json"
     ;;
+  c)  # the runs session b's time limit cut or left short
+    job classext 0 "python3 experiments/class_extension.py --out runs/classext --workers 12 && cp runs/classext/result.json $OUT/classext.json"
+    job starter 1 "$(declare -f starter); L='$L'; OUT='$OUT'; starter"
+    ;;
   b)
     job synth 0 "python3 experiments/synth_yolox_s.py --out runs/synth_yolox_s --workers 14 ${SYNTH_ARGS:-} && cp runs/synth_yolox_s/result.json $OUT/synth.json && python3 bench/train_speed.py --workers 12 --out runs/train_speed/train_speed.json && cp runs/train_speed/train_speed.json $OUT/"
     job classext 1 "python3 experiments/class_extension.py --out runs/classext --workers 12 && cp runs/classext/result.json $OUT/classext.json; $(declare -f starter); L='$L'; OUT='$OUT'; starter"

@@ -128,3 +128,17 @@ MODULES = [
 def test_docstring_examples(name: str) -> None:
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_end_of_source_dwell_is_flagged_with_the_last_box_and_frame() -> None:
+    analytics, events = _run([_frame(3, {1: (50, 50)}), _frame(4, {1: (55, 50), 2: (150, 50)})])
+    assert not [e for e in events if e["type"] == "dwell"]
+    end = analytics.end_source(0)
+    assert [(e["tracker_id"], e["end_of_stream"], e["frame_idx"], e["pts_ns"]) for e in end] == [(1, True, 4, 4 * NS)]
+    assert end[0]["bbox"] == [50.0, 40.0, 60.0, 50.0] and end[0]["dwell_s"] == pytest.approx(1.0)
+    assert analytics.end_source(0) == []  # flushed once
+
+
+def test_a_dwell_that_walks_out_is_not_end_of_stream() -> None:
+    _, events = _run([_frame(0, {7: (50, 50)}), _frame(1, {7: (150, 50)})])
+    assert [e["end_of_stream"] for e in events if e["type"] == "dwell"] == [False]

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from lanner.core.detections import Detections
 from lanner.core.errors import ConfigError
+from lanner.core.frame import Frame
+from lanner.pipeline.analytics import Analytics, AnalyticsConfig, LineConfig
 from lanner.pipeline.deepstream import import_deepstream, load_deepstream_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,7 +39,7 @@ def test_example_app_config_maps_every_group() -> None:
     assert "[osd] clock-color: ignored (no lanner equivalent)" in warnings
     assert any(w.startswith("[tracker] ll-config-file") and "ByteTrack" in w for w in warnings)
     assert any(w.startswith("[streammux] width: not used") for w in warnings)
-    assert any(w.startswith("[nvds-analytics]: ignored") for w in warnings)
+    assert any(w.startswith("[nvds-analytics] config-file:") and "not found" in w for w in warnings)
     assert any("model-engine-file: not used" in w for w in warnings)
     used = ("batch-size=", "uri", "rows", "onnx-file", "topic", "labelfile-path", "interval", "border-width")
     assert not any(w.split(":")[0].endswith(" " + key) for w in warnings for key in used)
@@ -136,3 +140,99 @@ def test_overrides_apply_after_import(tmp_path: Path) -> None:
     config, _ = load_deepstream_config(app, overrides=["mux.batch_size=6", "tracker.type=sort"])
     assert config.mux.batch_size == 6 and config.tracker.type == "sort"
     assert import_deepstream(app).data["mux"] == {"batch_size": 2}
+
+
+ANALYTICS = """
+[property]
+enable=1
+config-width=1920
+config-height=1080
+osd-mode=2
+display-font-size=12
+
+[line-crossing-stream-0]
+enable=1
+line-crossing-Exit=789;672;1084;900;851;773;1203;732
+class-id=0
+extended=0
+mode=loose
+
+[line-crossing-stream-1]
+enable=1
+line-crossing-Exit=789;672;1084;900;851;773;1203;732
+class-id=-1
+
+[line-crossing-stream-2]
+enable=1
+line-crossing-Exit=100;100;100;0;0;50;200;50
+
+[roi-filtering-stream-0]
+enable=1
+roi-RF=295;643;579;634;642;913;56;828
+inverse-roi=1
+class-id=-1
+
+[overcrowding-stream-1]
+enable=1
+roi-OC=0;0;960;0;960;540;0;540
+object-threshold=3
+time-threshold=500
+class-id=0;2
+
+[direction-detection-stream-0]
+enable=1
+direction-South=284;840;360;662;
+"""
+
+
+def test_nvdsanalytics_lines_rois_and_overcrowding_are_imported(tmp_path: Path) -> None:
+    write(tmp_path, ANALYTICS, "analytics.txt")
+    app = write(tmp_path, "[source0]\nuri=a.mp4\n[nvds-analytics]\nenable=1\nconfig-file=analytics.txt\n")
+    config, warnings = load_deepstream_config(app)
+    a = config.analytics
+    assert a.reference_size == (1920, 1080)
+    exit0, exit1, exit2 = a.lines
+    # moving along the direction vector (down-right) crosses this left-to-right line from its left: "in"
+    assert (exit0.name, exit0.p1, exit0.p2, exit0.sources, exit0.class_ids) == (
+        "Exit", (851, 773), (1203, 732), [0], [0])  # fmt: skip
+    assert (exit1.name, exit1.sources, exit1.class_ids) == ("Exit_stream1", [1], [])  # class-id=-1: every class
+    assert (exit2.p1, exit2.p2, exit2.sources) == ((200, 50), (0, 50), [2])  # direction up: "in" = upwards
+    rf, oc = a.rois
+    assert (rf.name, rf.sources, rf.max_objects, len(rf.polygon)) == ("RF", [0], None, 4)
+    assert (oc.name, oc.sources, oc.max_objects, oc.class_ids) == ("OC", [1], 3, [0, 2])
+    for key in ("mode", "time-threshold", "osd-mode", "display-font-size"):
+        assert any(f"] {key}: ignored" in w for w in warnings), key
+    assert any("inverse-roi=1: ignored" in w for w in warnings)
+    assert any("[direction-detection-stream-0]: ignored" in w for w in warnings)
+    assert not any(" class-id:" in w or "line-crossing-Exit:" in w or "config-width:" in w for w in warnings)
+    # a car walking along stream 2's direction vector (upwards) through its line counts "in"
+    analytics = Analytics(a.scaled(1920, 1080), ("car",))
+    for i, bottom in enumerate([80, 20]):
+        dets = Detections.from_arrays([[90, bottom - 10, 110, bottom]], [0], tracker_id=[1])
+        analytics.process(Frame(2, i, i, np.zeros((4, 4, 3), np.uint8), dets))
+    assert analytics.counts()[2]["lines"]["Exit_stream2"] == {
+        "in": 1,
+        "out": 0,
+        "per_class": {"car": {"in": 1, "out": 0}},
+    }
+
+
+def test_nvdsanalytics_coordinates_scale_to_each_source_frame() -> None:
+    # a horizontal line at y=540 of a 1920x1080 config space is at y=48 of a 160x96 source
+    cfg = AnalyticsConfig(lines=[LineConfig(name="mid", p1=(0, 540), p2=(1920, 540))], reference_size=(1920, 1080))
+    analytics = Analytics(cfg, ("car",))
+    image = np.zeros((96, 160, 3), np.uint8)
+    for i, bottom in enumerate([44, 52]):  # the anchor crosses y=48 (it would not cross y=540)
+        analytics.process(Frame(0, i, i, image, Detections.from_arrays([[70, 30, 90, bottom]], [0], tracker_id=[1])))
+    assert analytics.counts()[0]["lines"]["mid"]["in"] == 1
+
+
+def test_nvdsanalytics_disabled_missing_and_bad_points(tmp_path: Path) -> None:
+    write(tmp_path, "[property]\nenable=0\nconfig-width=10\nconfig-height=10\n", "off.txt")
+    app = write(tmp_path, "[source0]\nuri=a.mp4\n[nvds-analytics]\nconfig-file=off.txt\n")
+    result = import_deepstream(app)
+    assert "analytics" not in result.data and any("enable=0: analytics skipped" in w for w in result.warnings)
+    write(tmp_path, "[property]\nconfig-width=10\nconfig-height=10\n[roi-filtering-stream-0]\nroi-A=1;2;3;4\n", "b.txt")
+    app = write(tmp_path, "[source0]\nuri=a.mp4\n[nvds-analytics]\nconfig-file=b.txt\n")
+    with pytest.raises(ConfigError, match=r"roi-A='1;2;3;4' is not at least 3 x;y points"):
+        import_deepstream(app)

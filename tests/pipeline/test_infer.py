@@ -316,3 +316,14 @@ def test_docstring_examples(name: str) -> None:
 
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_ort_threads_do_not_spin_unless_asked(tmp_path: Path) -> None:
+    from lanner.pipeline.infer.runtime import open_runtime
+
+    path = known_detector_onnx(tmp_path / "d.onnx")
+    for spin, expected in ((False, "0"), (True, "1")):
+        options = open_runtime(path, threads=2, spin=spin).session.get_session_options()
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == expected
+    config = DetectorConfig(model=str(path))
+    assert (config.workers, config.threads, config.spin) == (2, 1, False)  # 2 batches at once, 1 ORT thread each

@@ -17,6 +17,8 @@ MODULES = [
     "lanner.pipeline.track.bytetrack",
     "lanner.pipeline.metrics",
     "lanner.pipeline.metrics.mot",
+    "lanner.pipeline.deepstream_analytics",
+    "lanner.pipeline.analytics.config",
 ]
 
 

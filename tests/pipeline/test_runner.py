@@ -262,3 +262,98 @@ def test_secondary_results_reach_the_sinks(clips: list[Path], known_model: Path,
     objects = [o for r in records for o in r["objects"]]
     assert len(records) == summary.frames and objects
     assert all((o["colour_class_id"] >= 0) == (o["class_id"] == 0) for o in objects)
+
+
+class Keeper:
+    """A sink that keeps every frame object it gets (EndOfStream messages included)."""
+
+    name = "keeper"
+
+    def __init__(self, stop_after: int | None = None, pipeline: Pipeline | None = None) -> None:
+        self.frames: list = []
+        self.stop_after, self.pipeline = stop_after, pipeline
+
+    def write(self, frame) -> None:
+        self.frames.append(frame)
+        if self.stop_after is not None and len(self.frames) == self.stop_after:
+            self.pipeline.stop()
+
+    def close(self) -> None:
+        pass
+
+
+EVERYWHERE = [[-1, -1], [1000, -1], [1000, 1000], [-1, 1000]]
+
+
+def test_dwell_pending_at_eos_reaches_every_sink_after_the_last_frame(
+    clips: list[Path], frame_counts: list[int], known_model: Path, tmp_path: Path
+) -> None:
+    from lanner.pipeline.sinks import EndOfStream
+
+    data = base_config(clips, known_model, tmp_path, analytics={"rois": [{"name": "all", "polygon": EVERYWHERE}]})
+    keeper = Keeper()
+    summary = Pipeline(load_pipeline_config(data=data), sinks=[keeper]).run()
+    assert summary.stopped_by == "eos" and summary.frames == sum(frame_counts)
+    records = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    for sid, count in enumerate(frame_counts):
+        mine = [r for r in records if r["source"] == sid]
+        assert len(mine) == count + 1 and all("end_of_stream" not in r for r in mine[:-1])
+        last = mine[-1]  # the two constant boxes are tracks 1 and 2, inside the ROI until the file ends
+        assert last["end_of_stream"] is True and last["frame"] == count - 1
+        dwell = [e for e in last["events"] if e["type"] == "dwell"]
+        assert sorted(e["tracker_id"] for e in dwell) == [1, 2]
+        assert all(e["end_of_stream"] and e["dwell_s"] > 0 and e["source_id"] == sid for e in dwell)
+        assert sorted(o["track_id"] for o in last["objects"]) == [1, 2]
+        kept = [f for f in keeper.frames if f.source_id == sid]
+        assert isinstance(kept[-1], EndOfStream) and not any(isinstance(f, EndOfStream) for f in kept[:-1])
+    assert not any(e["type"] == "dwell" for r in records if "end_of_stream" not in r for e in r["events"])
+
+
+def test_stop_flushes_pending_dwell_before_the_sinks_close(
+    clips: list[Path], known_model: Path, tmp_path: Path
+) -> None:
+    from lanner.pipeline.sinks import EndOfStream
+
+    data = base_config(clips, known_model, tmp_path, analytics={"rois": [{"name": "all", "polygon": EVERYWHERE}]})
+    pipeline = Pipeline(load_pipeline_config(data=data))
+    keeper = Keeper(stop_after=8, pipeline=pipeline)
+    pipeline.frame_sinks.append(QueuedSink(keeper, 1000))
+    summary = pipeline.run()
+    assert summary.stopped_by == "stop"
+    ends = [f for f in keeper.frames if isinstance(f, EndOfStream)]
+    assert sorted(f.source_id for f in ends) == [0, 1]
+    assert all(sorted(e["tracker_id"] for e in f.events) == [1, 2] for f in ends)
+
+
+def test_parallel_inference_workers_keep_stream_order_and_the_interval(
+    clips: list[Path], frame_counts: list[int], known_model: Path, tmp_path: Path
+) -> None:
+    data = base_config(clips, known_model, tmp_path, mux={"batch_size": 1, "batched_push_timeout_ms": 0})
+    data["primary"] |= {"workers": 3, "threads": 1, "interval": 1}
+    recorder = Recorder()
+    pipeline = Pipeline(load_pipeline_config(data=data), sinks=[recorder])
+    assert len(pipeline.detectors) == 3 and len({id(d.runtime) for d in pipeline.detectors}) == 3
+    summary = pipeline.run()
+    assert summary.stopped_by == "eos" and summary.frames == sum(frame_counts)
+    assert [summary.sources[str(i)]["inferred"] for i in range(2)] == [-(-n // 2) for n in frame_counts]
+    assert summary.stages["infer"]["frames"] == sum(-(-n // 2) for n in frame_counts)
+    per_source = {s: [f[1] for f in recorder.frames if f[0] == s] for s in (0, 1)}
+    assert [per_source[s] for s in (0, 1)] == [list(range(n)) for n in frame_counts]  # in order despite 3 workers
+    late = [f for f in recorder.frames if f[1] >= 3]
+    assert late and all(sorted(ids) == [1, 2] for *_, ids in late)  # the tracker saw the frames in order
+
+
+def test_post_stage_restores_mux_order_of_batches_finished_out_of_order(
+    clips: list[Path], known_model: Path, tmp_path: Path
+) -> None:
+    from lanner.core.frame import Batch, Frame
+    from lanner.pipeline.runner import _END, _Item
+
+    pipeline = Pipeline(load_pipeline_config(data=base_config(clips, known_model, tmp_path, queue_size=8)))
+    image = np.zeros((8, 8, 3), np.uint8)
+    for seq in (2, 0, 3, 1):  # how three workers might finish
+        pipeline._queues[0].put(_Item(Batch([Frame(0, seq, seq, image)]), [True], [], {}, seq))
+    pipeline._queues[0].put(_END)
+    pipeline._post_loop()
+    out = [pipeline._queues[1].get_nowait().batch.frames[0].frame_idx for _ in range(4)]
+    assert out == [0, 1, 2, 3]

@@ -410,3 +410,30 @@ MODULES = ["lanner.pipeline.sinks." + m for m in ("config", "schema", "base", "j
 def test_docstring_examples(name: str) -> None:
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted > 0
+
+
+def _eos_dwell(tracker_id: int, class_id: int, bbox: list[float]) -> dict:
+    return {"type": "dwell", "roi": "lot", "tracker_id": tracker_id, "class_id": class_id, "dwell_s": 3.0,
+            "bbox": bbox, "confidence": 0.8, "end_of_stream": True, "source_id": 0, "frame_idx": 7,
+            "pts_ns": 700}  # fmt: skip
+
+
+def test_end_of_stream_is_an_exit_message_on_brokers_and_not_encoded_to_video(tmp_path) -> None:
+    from lanner.pipeline.sinks import end_of_stream_frame
+
+    events = [_eos_dwell(5, 0, [1, 2, 30, 40]), {**_eos_dwell(5, 0, [1, 2, 30, 40]), "roi": "b"}]
+    eos = end_of_stream_frame(0, events, np.zeros((48, 64, 3), np.uint8))
+    transport = _Flaky()
+    transport.up = True
+    sink = BrokerSink(RedisSinkConfig(payload="full", frame_interval=3), transport, CLASSES)
+    sink.write(_frame(idx=0))  # due; the next frame (idx 1) would not be by frame_interval, the EOS still is
+    sink.write(eos)
+    last = transport.sent[-1][1]
+    assert len(transport.sent) == 3 and last["object"]["id"] == "5" and last["event"]["type"] == "exit"
+    assert last["object"]["bbox"] == {"topleftx": 1, "toplefty": 2, "bottomrightx": 30, "bottomrighty": 40}
+    video = build_sink(VideoSinkConfig(path=str(tmp_path / "v.mp4"), fps=15, preset="ultrafast"))
+    for i in range(2):
+        video.write(_frame(idx=i))
+    video.write(eos)
+    video.close()
+    assert len(_decode(tmp_path / "v.mp4")) == 2

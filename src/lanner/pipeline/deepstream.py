@@ -2,7 +2,8 @@
 
 Groups read: ``[application]``, ``[sourceN]``, ``[streammux]``, ``[primary-gie]`` and ``[secondary-gieN]``
 (with their nvinfer ``config-file``), ``[tracker]``, ``[osd]``, ``[tiled-display]``, ``[sinkN]``,
-``[message-broker]``/``[message-converter]`` and ``[tests]``. Keys that map are used (DeepStream names
+``[message-broker]``/``[message-converter]``, ``[nvds-analytics]`` (its nvdsanalytics ``config-file``:
+lines, ROIs and overcrowding, see ``deepstream_analytics``) and ``[tests]``. Keys that map are used (DeepStream names
 verbatim, units converted: ``batched-push-timeout`` is in microseconds, ``bitrate`` in bits/s); every
 other key gives one warning line such as ``[osd] clock-color: ignored (no lanner equivalent)``.
 Relative paths are taken from the file that holds them, as deepstream-app does.
@@ -48,7 +49,6 @@ _SECONDARY_KEYS = (
     ("secondary-reinfer-interval", "reinfer_interval", int),
 )
 _GROUP_HINTS = {
-    "nvds-analytics": "not imported: write an 'analytics' section (lines, rois) in a lanner YAML",
     "pre-process": "not needed: preprocessing is read from the model's metadata",
     "secondary-pre-process": "not needed: preprocessing is read from the model's metadata",
     "message-consumer": "cloud-to-device messages have no lanner equivalent",
@@ -140,6 +140,7 @@ def import_deepstream(path: str | Path) -> ImportResult:
         (r"sink\d+", _sink),
         (r"message-broker", _message_broker),
         (r"message-converter", _message_converter),
+        (r"nvds-analytics", _nvds_analytics),
     ]
     groups = sorted(ini.groups(), key=lambda g: (g.startswith("message-converter"), g))  # converters apply last
     for group in groups:
@@ -458,6 +459,26 @@ def _message_broker(ini: _Ini, group: str, data: dict[str, Any], warnings: list[
     if not ini.enabled(group):
         return
     data["sinks"].append(_broker_sink(ini, group, "proto-lib", "conn-str", "topic"))
+
+
+def _nvds_analytics(ini: _Ini, group: str, data: dict[str, Any], warnings: list[str]) -> None:
+    """``[nvds-analytics]``: ``enable`` and the nvdsanalytics ``config-file`` (lines, ROIs, overcrowding)."""
+    from lanner.pipeline.deepstream_analytics import import_nvdsanalytics
+
+    if not ini.enabled(group):
+        warnings.append(f"[{group}]: skipped (enable=0)")
+        return
+    path = ini.file(group, "config-file")
+    if path is None:
+        raise ConfigError(f"[{group}] has no config-file", where=str(ini.path),
+                          fix="add config-file=config_nvdsanalytics.txt or set enable=0")  # fmt: skip
+    if not path.is_file():  # analytics are optional: the rest of the pipeline still imports
+        warnings.append(f"[{group}] config-file: {path} not found; analytics not imported")
+        return
+    analytics, notes = import_nvdsanalytics(path)
+    warnings.extend(notes)
+    if analytics:
+        data["analytics"] = analytics
 
 
 def _message_converter(ini: _Ini, group: str, data: dict[str, Any], warnings: list[str]) -> None:

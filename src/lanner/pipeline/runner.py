@@ -3,15 +3,22 @@
 Stages, each in its own thread, joined by bounded queues (so memory stays flat and a file source is
 paced by the slowest stage instead of piling frames up)::
 
-    sources (1 thread each) -> Muxer -> [infer] -> q -> [track + secondary + analytics] -> q -> [draw + sinks]
-                                                                                  each sink: QueuedSink thread
+    sources (1 thread each) -> [mux] -> q -> [infer] x workers -> q -> [track + secondary + analytics]
+                                                        -> q -> [draw + sinks] -> each sink: QueuedSink thread
+
+The mux thread batches, letterboxes and normalises the next batch while the current one is inferred,
+and decides which frames are due (``interval``) in stream order. ``primary.workers`` inference threads
+(each with its own model runtime) take batches as they come; the post stage puts them back in order
+(a sequence number per batch) before tracking.
 
 Files are never dropped (back-pressure reaches the decoder); live sources drop their oldest frames
 (the source's policy); a sink drops from its own queue when it cannot keep up, so a slow or blocked
 sink never stalls inference. A source that fails is reported (one line) and the others go on; a sink
-that fails is reported and counted. ``stop()`` (SIGINT, ``duration_s``) stops reading, drains what is
-in flight through every stage, then closes the sinks. ``run()`` returns a ``RunSummary`` and writes
-``summary.json``.
+that fails is reported and counted. When a source ends, what the analytics still hold for it (tracks
+inside an ROI) is flushed as events that reach every sink after that source's last frame, as an
+``EndOfStream`` message. ``stop()`` (SIGINT, ``duration_s``) stops reading, drains what is in flight
+through every stage, flushes the sources that did not end, then closes the sinks. ``run()`` returns a
+``RunSummary`` and writes ``summary.json``.
 
 Example:
     >>> cfg = load_pipeline_config("configs/demo.yaml")  # doctest: +SKIP
@@ -38,11 +45,11 @@ from lanner.core.frame import Batch, Frame
 from lanner.pipeline.config import PipelineConfig, load_pipeline_config
 from lanner.pipeline.infer import Detector, GapFiller, SecondaryClassifier
 from lanner.pipeline.mux import Muxer
-from lanner.pipeline.sinks.base import Sink
+from lanner.pipeline.sinks.base import Sink, end_of_stream_frame
 from lanner.pipeline.sinks.build import queued
 from lanner.pipeline.sinks.queued import QueuedSink
 from lanner.pipeline.sources import SourceConfig, open_source
-from lanner.pipeline.telemetry import Telemetry, write_summary
+from lanner.pipeline.telemetry import RunSummary, Telemetry, write_summary
 from lanner.pipeline.track import PerSourceTrackers
 
 log = logging.getLogger("lanner.pipeline")
@@ -54,32 +61,6 @@ _END = object()  # the sentinel that flows down the queues after the last batch
 
 
 @dataclass
-class RunSummary:
-    """What a run did: frames per source, FPS, stage latencies, sink counters, analytics counts, errors."""
-
-    duration_s: float
-    frames: int
-    fps: float
-    stopped_by: str  # "eos" | "duration" | "signal" | "stop" | "error"
-    sources: dict[str, dict[str, Any]]
-    stages: dict[str, dict[str, float]]
-    sinks: dict[str, dict[str, Any]]
-    queues_max: dict[str, int]
-    analytics: dict[str, Any] = field(default_factory=dict)
-    errors: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @property
-    def dropped(self) -> int:
-        """Frames dropped anywhere (sink queues and live sources)."""
-        return sum(int(s.get("dropped", 0)) for s in self.sinks.values()) + sum(
-            int(s.get("dropped", 0)) for s in self.sources.values()
-        )
-
-
-@dataclass
 class _Item:
     """One batch on its way down the stages."""
 
@@ -87,6 +68,8 @@ class _Item:
     inferred: list[bool]
     eos: list[int]
     failed: dict[int, str]
+    seq: int = 0  # batch number from the mux: the post stage restores this order after parallel inference
+    flushed: dict[int, list[dict[str, Any]]] = field(default_factory=dict)  # source -> events at its end
 
 
 class Pipeline:
@@ -99,7 +82,9 @@ class Pipeline:
     def __init__(self, config: PipelineConfig, sinks: Sequence[Sink | QueuedSink] = ()) -> None:
         self.config = config
         self.telemetry = Telemetry(config.telemetry)
-        self.detector = Detector(config.primary) if config.primary else None
+        workers = config.primary.workers if config.primary else 1
+        self.detectors = [Detector(config.primary) for _ in range(workers)] if config.primary else []
+        self.detector = self.detectors[0] if self.detectors else None  # schedule, labels, input size
         self.class_names = list(self.detector.class_names) if self.detector else []
         self.secondary = [SecondaryClassifier(c) for c in config.secondary]
         self.trackers = PerSourceTrackers(config.tracker.type, config.tracker.params) if config.tracker else None
@@ -115,10 +100,13 @@ class Pipeline:
         self._stop = threading.Event()
         self._stopped_by: str | None = None
         self._queues = [queue.Queue(config.queue_size) for _ in range(2)]
+        self._batches: queue.Queue = queue.Queue(workers)  # mux -> inference: one batch ready per worker
+        self._workers_left = workers
         self._queue_max = [0, 0]
         self._failures: list[BaseException] = []
         self._inferred: dict[int, int] = {}
         self._last_images: dict[int, np.ndarray] = {}
+        self._last_seen: dict[int, Any] = {}  # source -> its last image (the picture of its EndOfStream)
         self._tiles = 0
 
     # -- building ------------------------------------------------------------------------------------
@@ -202,12 +190,15 @@ class Pipeline:
             log.info("prometheus metrics on port %d", self.telemetry.start_prometheus(port))
         control = self._start_control()
         restore = self._install_sigint()
-        stages = [("infer", self._infer_loop, self._queues[0]), ("post", self._post_loop, self._queues[1]),
-                  ("output", self._output_loop, None)]  # fmt: skip
+        stages: list[tuple[str, Callable[[], None], queue.Queue | None]] = [("mux", self._mux_loop, self._batches)]
+        for k, detector in enumerate(self.detectors or [None]):
+            stages.append((f"infer{k}" if k else "infer", lambda d=detector: self._infer_loop(d), None))
+        stages += [("post", self._post_loop, self._queues[1]), ("output", self._output_loop, None)]
         threads = [
             threading.Thread(target=self._guard, args=(loop, out), name=f"lanner-{name}", daemon=True)
             for name, loop, out in stages
         ]
+        self.telemetry.watch_queue("mux->infer", self._batches.qsize)
         for i, q in enumerate(self._queues):
             self.telemetry.watch_queue(("infer->post", "post->output")[i], q.qsize)
         try:
@@ -220,6 +211,8 @@ class Pipeline:
             self.mux.stop()
             for t in threads:
                 t.join(timeout=30)
+            if not any(t.is_alive() for t in threads):
+                self._flush_open_sources()
             for sink in self.frame_sinks + self.tiled_sinks:
                 sink.close()
             restore()
@@ -259,7 +252,7 @@ class Pipeline:
             self.stop("error")
             if not isinstance(exc, LannerError):
                 log.exception("pipeline stage failed")
-            if out is None:  # the last stage failed: keep consuming so upstream stages can finish
+            if loop == self._output_loop:  # the last stage failed: keep consuming so upstream stages can finish
                 self._consume_until_end(self._queues[1])
         finally:
             if out is not None:
@@ -281,44 +274,71 @@ class Pipeline:
                 if self._failures and force:
                     _drain(q)
 
-    def _infer_loop(self) -> None:
-        while True:
-            if self._stop.is_set():
-                return
+    def _mux_loop(self) -> None:
+        """Batches from the muxer, numbered, with the frames due for inference (in stream order)."""
+        seq = 0
+        while not self._stop.is_set():
             batch = self.mux.next_batch(timeout_s=_POLL_S)
             if batch is None:
                 if self.mux.done:
-                    self.stop("eos")
+                    self._stopped_by = self._stopped_by or "eos"
                     return
                 continue
             eos, failed = list(batch.meta.get("eos", [])), dict(batch.meta.get("failed", {}))
-            inferred = [False] * len(batch)
-            if self.detector is not None and len(batch):
-                t0 = time.perf_counter()
-                inferred = self.detector.process(batch)
-                self.telemetry.stage("infer", time.perf_counter() - t0, frames=sum(inferred))
-            for frame, ran in zip(batch.frames, inferred):
+            due = self.detector.schedule(batch) if self.detector is not None else [False] * len(batch)
+            for frame, ran in zip(batch.frames, due):
                 self._inferred[frame.source_id] = self._inferred.get(frame.source_id, 0) + ran
             for sid in eos:
                 if self.detector is not None:
                     self.detector.reset_source(sid)
-            self._put(self._queues[0], _Item(batch, inferred, eos, failed))
+            self._put(self._batches, _Item(batch, due, eos, failed, seq))
+            seq += 1
+
+    def _infer_loop(self, detector: Detector | None) -> None:
+        """One inference worker: runs the due frames of each batch it takes (batches in flight are finished
+        at stop); the last worker to end passes the end marker on."""
+        try:
+            while (item := self._batches.get()) is not _END:
+                if detector is not None and any(item.inferred):
+                    t0 = time.perf_counter()
+                    detector.infer(item.batch, item.inferred)
+                    self.telemetry.stage("infer", time.perf_counter() - t0, frames=sum(item.inferred))
+                self._put(self._queues[0], item)
+            self._batches.put(_END)  # for the other workers (the mux made only one)
+        finally:
+            with self._lock:
+                self._workers_left -= 1
+                last = self._workers_left == 0
+            if last:
+                self._put(self._queues[0], _END, force=True)
 
     def _post_loop(self) -> None:
+        """Batches back in mux order (workers finish out of order), then ``_post``."""
+        waiting: dict[int, _Item] = {}
+        next_seq = 0
         while (item := self._queues[0].get()) is not _END:
-            t0 = time.perf_counter()
-            for frame, ran in zip(item.batch.frames, item.inferred):
-                self._track(frame, ran)
-            for sgie in self.secondary:  # one model call for the crops of the whole batch
-                sgie.process_batch(item.batch.frames)
-            if self.analytics is not None:
-                for frame in item.batch.frames:
-                    self.analytics.process(frame)
-            for sid in item.eos:
-                self._end_source(sid, item.failed.get(sid))
-            if len(item.batch):
-                self.telemetry.stage("post", time.perf_counter() - t0, frames=len(item.batch))
-            self._put(self._queues[1], item)
+            waiting[item.seq] = item
+            while next_seq in waiting:
+                self._post(waiting.pop(next_seq))
+                next_seq += 1
+        for seq in sorted(waiting):  # after a failed worker: what is left, in order
+            self._post(waiting.pop(seq))
+
+    def _post(self, item: _Item) -> None:
+        """Track, classify and count one batch, then hand it to the output stage."""
+        t0 = time.perf_counter()
+        for frame, ran in zip(item.batch.frames, item.inferred):
+            self._track(frame, ran)
+        for sgie in self.secondary:  # one model call for the crops of the whole batch
+            sgie.process_batch(item.batch.frames)
+        if self.analytics is not None:
+            for frame in item.batch.frames:
+                self.analytics.process(frame)
+        for sid in item.eos:
+            item.flushed[sid] = self._end_source(sid, item.failed.get(sid))
+        if len(item.batch):
+            self.telemetry.stage("post", time.perf_counter() - t0, frames=len(item.batch))
+        self._put(self._queues[1], item)
 
     def _track(self, frame: Frame, inferred: bool) -> None:
         if self.trackers is None:
@@ -329,29 +349,50 @@ class Pipeline:
         else:
             frame.detections = self.gaps.fill(frame.source_id, frame.frame_idx, frame.hw)
 
-    def _end_source(self, source_id: int, error: str | None) -> None:
+    def _end_source(self, source_id: int, error: str | None) -> list[dict[str, Any]]:
+        """Forget a source's tracks; return the analytics events its end flushes (for the sinks)."""
         if self.trackers is not None:
             self.trackers.remove(source_id)
         self.gaps.remove(source_id)
-        if self.analytics is not None:
-            self.analytics.end_source(source_id)
+        events = self.analytics.end_source(source_id) if self.analytics is not None else []
         self.telemetry.source_ended(source_id, error)
         if error:
             log.error("source %d failed: %s", source_id, error)
+        return events
+
+    def _flush_open_sources(self) -> None:
+        """At stop, after the stages finished: sources that did not reach EOS flush their events too."""
+        if self.analytics is None:
+            return
+        for source_id in list(self._sources):
+            self._write_end_of_stream(source_id, self.analytics.end_source(source_id))
+
+    def _write_end_of_stream(self, source_id: int, events: list[dict[str, Any]]) -> None:
+        """Give every sink the ``EndOfStream`` of a source (when it has events), after its last frame."""
+        image = self._last_seen.pop(source_id, None)
+        if not events:
+            return
+        if image is None:  # the source ended before any frame reached the output
+            image = np.zeros((2, 2, 3), np.uint8)
+        eos = end_of_stream_frame(source_id, events, image)
+        for sink in self.frame_sinks + self.tiled_sinks:
+            sink.write(eos)
 
     def _output_loop(self) -> None:
         while (item := self._queues[1].get()) is not _END:
-            if not len(item.batch):
-                continue
-            t0 = time.perf_counter()
-            for frame in item.batch.frames:
-                drawn = self._draw(frame)
-                for sink in self.frame_sinks:
-                    sink.write(drawn)
-                self.telemetry.frame(frame.source_id)
-            if self.tiled_sinks:
-                self._write_mosaic(item.batch)
-            self.telemetry.stage("output", time.perf_counter() - t0, frames=len(item.batch))
+            if len(item.batch):
+                t0 = time.perf_counter()
+                for frame in item.batch.frames:
+                    drawn = self._draw(frame)
+                    for sink in self.frame_sinks:
+                        sink.write(drawn)
+                    self._last_seen[frame.source_id] = frame.image
+                    self.telemetry.frame(frame.source_id)
+                if self.tiled_sinks:
+                    self._write_mosaic(item.batch)
+                self.telemetry.stage("output", time.perf_counter() - t0, frames=len(item.batch))
+            for sid in item.eos:
+                self._write_end_of_stream(sid, item.flushed.get(sid, []))
 
     def _draw(self, frame: Frame) -> Frame:
         """The frame as sinks see it: with the OSD drawn on a copy when there is an OSD."""

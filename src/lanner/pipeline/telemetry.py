@@ -15,10 +15,12 @@ Example:
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,32 @@ from lanner.core.config import Section
 
 _LATENCY_WINDOW = 2000  # samples kept per stage for percentiles
 _FPS_WINDOW_S = 5.0
+
+
+@dataclass
+class RunSummary:
+    """What a run did: frames per source, FPS, stage latencies, sink counters, analytics counts, errors."""
+
+    duration_s: float
+    frames: int
+    fps: float
+    stopped_by: str  # "eos" | "duration" | "signal" | "stop" | "error"
+    sources: dict[str, dict[str, Any]]
+    stages: dict[str, dict[str, float]]
+    sinks: dict[str, dict[str, Any]]
+    queues_max: dict[str, int]
+    analytics: dict[str, Any] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @property
+    def dropped(self) -> int:
+        """Frames dropped anywhere (sink queues and live sources)."""
+        return sum(int(s.get("dropped", 0)) for s in self.sinks.values()) + sum(
+            int(s.get("dropped", 0)) for s in self.sources.values()
+        )
 
 
 class TelemetryConfig(Section):

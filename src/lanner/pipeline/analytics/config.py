@@ -2,14 +2,18 @@
 
 Mirrors nvdsanalytics' groups (``line-crossing-stream-N``, ``roi-filtering-stream-N``,
 ``overcrowding-stream-N``) in one typed section. Coordinates are pixels of the source image
-(x right, y down). A line's "in" direction is crossing from the LEFT of ``p1 -> p2`` to its RIGHT as
-seen on the screen, the same rule as ``lanner.data.synth.lines.CountLine``.
+(x right, y down), or, with ``reference_size: [W, H]`` (nvdsanalytics' ``config-width`` and
+``config-height``), pixels of a W x H picture that each source scales to its own frame size. A
+line's "in" direction is crossing from the LEFT of ``p1 -> p2`` to its RIGHT as seen on the screen,
+the same rule as ``lanner.data.synth.lines.CountLine``.
 
 Example:
     >>> cfg = AnalyticsConfig(lines=[LineConfig(name="road", p1=(0, 100), p2=(200, 100))],
     ...                       rois=[RoiConfig(name="lot", polygon=[(0, 0), (50, 0), (50, 50)], max_objects=3)])
     >>> cfg.lines[0].to_count_line().name
     'road'
+    >>> AnalyticsConfig(lines=cfg.lines, reference_size=(400, 200)).scaled(800, 100).lines[0].p2
+    (400.0, 50.0)
 """
 
 from __future__ import annotations
@@ -79,12 +83,36 @@ class AnalyticsConfig(Section):
 
     ``dwell_min_s`` drops dwell events shorter than this (a box flickering at the ROI edge).
     ``track_timeout_frames``: a track not seen for this many frames of its source has left.
+    ``reference_size`` (width, height): the picture size the coordinates are given in; each source
+    scales them to its frame size (``scaled``). None: the coordinates are source pixels.
     """
 
     lines: list[LineConfig] = []
     rois: list[RoiConfig] = []
     dwell_min_s: float = 0.0
     track_timeout_frames: int = Field(150, ge=1)
+    reference_size: tuple[int, int] | None = None
+
+    @field_validator("reference_size")
+    @classmethod
+    def _positive(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
+        if value is not None and min(value) <= 0:
+            raise ValueError(f"reference_size {value} must be a positive [width, height]")
+        return value
+
+    def scaled(self, width: int, height: int) -> AnalyticsConfig:
+        """This config with its coordinates in pixels of a ``width`` x ``height`` frame (itself without a
+        ``reference_size``)."""
+        if self.reference_size is None:
+            return self
+        sx, sy = width / self.reference_size[0], height / self.reference_size[1]
+
+        def pt(p: Point) -> Point:
+            return (float(p[0]) * sx, float(p[1]) * sy)
+
+        lines = [line.model_copy(update={"p1": pt(line.p1), "p2": pt(line.p2)}) for line in self.lines]
+        rois = [roi.model_copy(update={"polygon": [pt(p) for p in roi.polygon]}) for roi in self.rois]
+        return self.model_copy(update={"lines": lines, "rois": rois, "reference_size": None})
 
     @model_validator(mode="after")
     def _unique(self) -> AnalyticsConfig:

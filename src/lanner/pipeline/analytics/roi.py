@@ -5,6 +5,10 @@ Each frame: the objects whose anchor (bottom centre of the box) lies inside a po
 ``overcrowding_end`` event follows when it drops back (nvdsanalytics reports ``ocStatus`` per frame; an
 edge-triggered event keeps the message stream small). A track that was inside and is now outside, or
 has not been seen for ``track_timeout_frames``, gets a ``dwell`` event with the time it spent inside.
+A track still inside when its source ends (EOS, failure, removal, pipeline stop) gets its ``dwell``
+event then, with the time inside so far and ``end_of_stream: true``: without it a car parked in a
+lot until the end of a file would never be reported. Every dwell event carries the track's last box
+inside (``bbox``, ``confidence``) so a sink can publish it as the object's "exit".
 
 Example:
     >>> from lanner.core.detections import Detections
@@ -27,6 +31,12 @@ from lanner.core.detections import Detections
 from lanner.data.synth.lines import anchor_points
 from lanner.pipeline.analytics.config import RoiConfig
 from lanner.pipeline.analytics.lines import class_name
+
+
+def _box(detections: Detections, i: int) -> tuple[float, float, float, float, float]:
+    """Box ``i`` as plain floats: x1, y1, x2, y2, confidence."""
+    x1, y1, x2, y2 = (float(v) for v in detections.xyxy[i])
+    return x1, y1, x2, y2, float(detections.confidence[i])
 
 
 def inside_polygon(points_xy: np.ndarray, polygon: Sequence[tuple[float, float]]) -> np.ndarray:
@@ -52,6 +62,7 @@ class _Stay:
     enter_pts_ns: int
     last_frame: int
     last_pts_ns: int
+    box: tuple[float, float, float, float, float]  # last x1, y1, x2, y2, confidence seen inside
 
 
 class RoiCounter:
@@ -77,7 +88,8 @@ class RoiCounter:
                 keep &= np.isin(detections.class_id, roi.class_ids)
             events += self._occupancy(roi, int(keep.sum()))
             if roi.dwell:
-                inside = {ids[i]: int(detections.class_id[i]) for i in np.flatnonzero(keep) if ids[i] is not None}
+                inside = {ids[i]: (int(detections.class_id[i]), _box(detections, i))
+                          for i in np.flatnonzero(keep) if ids[i] is not None}  # fmt: skip
                 events += self._dwell(roi.name, inside, set(ids), frame_idx, pts_ns)
         return events
 
@@ -92,32 +104,35 @@ class RoiCounter:
         kind = "overcrowding" if over else "overcrowding_end"
         return [{"type": kind, "roi": roi.name, "count": count, "threshold": roi.max_objects}]
 
-    def _dwell(self, roi: str, inside: dict[int, int], seen: set, frame_idx: int, pts_ns: int) -> list[dict]:
+    def _dwell(self, roi: str, inside: dict[int, tuple], seen: set, frame_idx: int, pts_ns: int) -> list[dict]:
         stays = self._stays[roi]
-        for tid, cls in inside.items():
+        for tid, (cls, box) in inside.items():
             stay = stays.get(tid)
             if stay is None:
-                stays[tid] = _Stay(cls, frame_idx, pts_ns, frame_idx, pts_ns)
+                stays[tid] = _Stay(cls, frame_idx, pts_ns, frame_idx, pts_ns, box)
             else:
-                stay.last_frame, stay.last_pts_ns, stay.class_id = frame_idx, pts_ns, cls
+                stay.last_frame, stay.last_pts_ns, stay.class_id, stay.box = frame_idx, pts_ns, cls, box
         left = [tid for tid in stays if tid not in inside and tid in seen]  # seen outside: it walked out
         events = [self._finish(roi, tid) for tid in left if self._long_enough(stays[tid])]
         self._drop(roi, left)
         return events
 
-    def expire(self, before_frame: int) -> list[dict[str, Any]]:
-        """Finish the stays of tracks not seen since ``before_frame`` (lost, or left the picture)."""
+    def expire(self, before_frame: int, end_of_stream: bool = False) -> list[dict[str, Any]]:
+        """Finish the stays of tracks not seen since ``before_frame`` (lost, or left the picture).
+
+        ``end_of_stream`` marks the events of a source that ended with the tracks still inside.
+        """
         events: list[dict[str, Any]] = []
         for roi, stays in self._stays.items():
             gone = [tid for tid, s in stays.items() if s.last_frame < before_frame]
-            events += [self._finish(roi, tid) for tid in gone if self._long_enough(stays[tid])]
+            events += [self._finish(roi, tid, end_of_stream) for tid in gone if self._long_enough(stays[tid])]
             self._drop(roi, gone)
         return events
 
     def _long_enough(self, stay: _Stay) -> bool:
         return (stay.last_pts_ns - stay.enter_pts_ns) / 1e9 >= self.dwell_min_s
 
-    def _finish(self, roi: str, tid: int) -> dict[str, Any]:
+    def _finish(self, roi: str, tid: int, end_of_stream: bool = False) -> dict[str, Any]:
         stay = self._stays[roi][tid]
         seconds = (stay.last_pts_ns - stay.enter_pts_ns) / 1e9
         st = self.state[roi]
@@ -126,7 +141,8 @@ class RoiCounter:
         st["dwell_max_s"] = max(st["dwell_max_s"], seconds)
         return {"type": "dwell", "roi": roi, "tracker_id": int(tid), "class_id": stay.class_id,
                 "class_name": class_name(self.class_names, stay.class_id), "dwell_s": round(seconds, 6),
-                "enter_frame": stay.enter_frame, "exit_frame": stay.last_frame}  # fmt: skip
+                "enter_frame": stay.enter_frame, "exit_frame": stay.last_frame, "end_of_stream": end_of_stream,
+                "bbox": [round(v, 2) for v in stay.box[:4]], "confidence": round(stay.box[4], 4)}  # fmt: skip
 
     def _drop(self, roi: str, tids: list[int]) -> None:
         for tid in tids:

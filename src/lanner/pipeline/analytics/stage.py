@@ -31,12 +31,14 @@ from lanner.pipeline.analytics.roi import RoiCounter
 class _SourceState:
     """The line and ROI counters of one source (only the lines/ROIs that apply to it)."""
 
-    def __init__(self, config: AnalyticsConfig, source_id: int, class_names: Sequence[str]) -> None:
+    def __init__(self, config: AnalyticsConfig, source_id: int, class_names: Sequence[str], hw: tuple) -> None:
+        config = config.scaled(hw[1], hw[0])  # coordinates in this source's pixels
         lines = [cfg for cfg in config.lines if not cfg.sources or source_id in cfg.sources]
         rois = [cfg for cfg in config.rois if not cfg.sources or source_id in cfg.sources]
         self.lines = LineCrossing(lines, class_names)
         self.rois = RoiCounter(rois, class_names, config.dwell_min_s)
         self.frames = 0
+        self.last: tuple[int | None, int | None] = (None, None)  # frame_idx, pts_ns of the last frame seen
 
 
 class Analytics:
@@ -59,8 +61,10 @@ class Analytics:
         with self._lock:
             state = self._sources.get(frame.source_id)
             if state is None:
-                state = self._sources[frame.source_id] = _SourceState(self.config, frame.source_id, self.class_names)
+                state = _SourceState(self.config, frame.source_id, self.class_names, frame.hw)
+                self._sources[frame.source_id] = state
             state.frames += 1
+            state.last = (frame.frame_idx, frame.pts_ns)
             horizon = frame.frame_idx - self.config.track_timeout_frames  # tracks unseen since then have left
             events = state.rois.expire(horizon)
             state.lines.forget_older_than(horizon)
@@ -69,14 +73,19 @@ class Analytics:
         frame.events.extend(_stamp(e, frame.source_id, frame.frame_idx, frame.pts_ns) for e in events)
 
     def end_source(self, source_id: int) -> list[dict[str, Any]]:
-        """Finish a source at EOS or removal: its open dwell stays become events; its counts are kept."""
+        """Finish a source at EOS or removal: its open dwell stays become events; its counts are kept.
+
+        The events (``end_of_stream: true``, stamped with the source's last frame) are returned, not
+        attached to a frame: the runner hands them to the sinks after that source's last frame.
+        Calling it again (or for an unknown source) returns ``[]``.
+        """
         with self._lock:
             state = self._sources.get(source_id)
             if state is None:
                 return []
-            events = state.rois.expire(before_frame=1 << 62)
+            events = state.rois.expire(before_frame=1 << 62, end_of_stream=True)
             state.lines.forget_older_than(1 << 62)
-        return [_stamp(e, source_id, None, None) for e in events]
+        return [_stamp(e, source_id, *state.last) for e in events]
 
     def counts(self) -> dict[int, dict[str, Any]]:
         """Per source: ``{"frames", "lines": {line: {"in", "out", "per_class"}}, "rois": {roi: {...}}}`` (a copy)."""

@@ -174,7 +174,7 @@ class Osd:
 
     def _draw_lines(self, image: np.ndarray, source_id: int, counts: dict, scale: float) -> None:
         thickness = max(2, round(3 * image.shape[0] / 720.0))
-        for line in self.analytics.config.lines:
+        for line in self.analytics.config.scaled(image.shape[1], image.shape[0]).lines:
             if line.sources and source_id not in line.sources:
                 continue
             p1, p2 = np.asarray(line.p1, np.float64), np.asarray(line.p2, np.float64)
@@ -191,7 +191,7 @@ class Osd:
             put_label(image, text, _pt(anchor - normal * 6), LINE_COLOR, scale)
 
     def _draw_rois(self, image: np.ndarray, source_id: int, state: dict, scale: float, labels: bool) -> None:
-        for roi in self.analytics.config.rois:
+        for roi in self.analytics.config.scaled(image.shape[1], image.shape[0]).rois:
             if roi.sources and source_id not in roi.sources:
                 continue
             st = state.get(roi.name, {"occupancy": 0, "overcrowded": False})

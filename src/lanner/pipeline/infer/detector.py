@@ -8,6 +8,12 @@ fixed batch), decodes, runs numpy NMS, and maps boxes back to each frame's own p
 ``interval`` keeps DeepStream's meaning: the number of frames *skipped* between inferences, per source
 (0: every frame, 2: frames 0, 3, 6, ...). Frames that are skipped are left for the tracker to fill.
 
+``workers`` batches are inferred at the same time, each on its own thread with its own runtime of
+``threads`` intra-op threads (the runner makes one ``Detector`` per worker). The default, 2 workers
+x 1 thread, beats 1 worker x 2 threads on a small CPU: batches need no barrier between cores, and a decode thread that
+preempts one worker does not stall the other. ``schedule`` (which frames are due) stays in stream
+order in one thread; ``infer`` is what the workers run.
+
 Example:
     >>> detector = Detector(DetectorConfig(model="detector.onnx", conf_threshold=0.4))  # doctest: +SKIP
     >>> inferred = detector.process(batch)  # sets frame.detections on inferred frames  # doctest: +SKIP
@@ -36,7 +42,9 @@ class DetectorConfig(Section):
 
     model: str
     runtime: str = "auto"  # auto | onnxruntime | lanner (by suffix: .onnx / .plan)
-    threads: int = Field(2, ge=1)
+    threads: int = Field(1, ge=1)  # intra-op threads per worker
+    workers: int = Field(2, ge=1)  # batches inferred in parallel (one thread and one runtime each)
+    spin: bool = False  # ONNX Runtime threads busy-wait between operators (see infer.runtime)
     conf_threshold: float = Field(0.3, ge=0.0, le=1.0)
     iou_threshold: float = Field(0.45, ge=0.0, le=1.0)
     max_det: int = Field(300, ge=1)
@@ -52,7 +60,7 @@ class Detector:
 
     def __init__(self, config: DetectorConfig, runtime: Runtime | None = None) -> None:
         self.config = config
-        self.runtime = runtime or open_runtime(config.model, config.runtime, config.threads)
+        self.runtime = runtime or open_runtime(config.model, config.runtime, config.threads, config.spin)
         meta = self.runtime.metadata
         where = str(self.runtime.path)
         kind = meta.get("postprocess")
@@ -86,15 +94,24 @@ class Detector:
 
     def process(self, batch: Batch) -> list[bool]:
         """Run on the frames of ``batch`` that are due; set their ``detections``. Returns which ran."""
-        due = [self.should_infer(f.source_id) for f in batch.frames]
+        due = self.schedule(batch)
+        self.infer(batch, due)
+        return due
+
+    def schedule(self, batch: Batch) -> list[bool]:
+        """Which frames of ``batch`` are due by ``interval`` (advances each source's schedule: call in order)."""
+        return [self.should_infer(f.source_id) for f in batch.frames]
+
+    def infer(self, batch: Batch, due: Sequence[bool]) -> None:
+        """Run the model on the ``due`` frames of ``batch`` and set their ``detections`` (no schedule state:
+        several workers may call it at once, each on its own ``Detector``)."""
         index = [i for i, d in enumerate(due) if d]
         if not index:
-            return due
+            return
         tensor, scales = self._network_input(batch, index)
         for i, dets, scale in zip(index, self.run_tensor(tensor), scales):
             frame = batch.frames[i]
             frame.detections = to_image_pixels(dets, scale, frame.hw, self.config.min_box_size)
-        return due
 
     def detect(self, images_bgr: Sequence[np.ndarray]) -> list[Detections]:
         """Preprocess, run and decode plain BGR images (no schedule): one ``Detections`` per image."""

@@ -5,6 +5,11 @@ two by default, the sweet spot on a small edge box), a lanner plan (``.plan``) r
 A runtime exposes the model's ``metadata`` (ONNX ``metadata_props``), its input name and fixed batch
 size (``None`` when dynamic), and ``run(nchw) -> {output name: array}``.
 
+ONNX Runtime's intra-op threads do not spin-wait between operators unless ``spin=True``: spinning buys
+a little speed for a process that only runs the model, but in the pipeline it burns the CPU time the
+decode threads need, and when a decode thread preempts one ORT thread the other spins at the barrier
+(on a loaded 2-core machine ``bench/pipeline.py`` saw inference alone at half speed with spinning on).
+
 Example:
     >>> rt = open_runtime("detector.onnx", threads=2)  # doctest: +SKIP
     >>> rt.run(np.zeros((1, 3, 384, 640), np.float32))["boxes"].shape  # doctest: +SKIP
@@ -40,9 +45,10 @@ class Runtime(Protocol):
 
 
 class OrtRuntime:
-    """ONNX Runtime on CPU. ``threads`` intra-op threads, one inter-op thread, sequential execution."""
+    """ONNX Runtime on CPU. ``threads`` intra-op threads, one inter-op thread, sequential execution;
+    ``spin``: let the intra-op threads busy-wait between operators (see the module docstring)."""
 
-    def __init__(self, path: Path, threads: int = 2) -> None:
+    def __init__(self, path: Path, threads: int = 2, spin: bool = False) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -50,6 +56,8 @@ class OrtRuntime:
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.log_severity_level = 3
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+        self.spin = spin
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # ORT raises its own exception types (InvalidGraph, Fail, ...)
@@ -69,8 +77,11 @@ class OrtRuntime:
         return dict(zip(self.output_names, values))
 
 
-def open_runtime(path: str | Path, runtime: str = "auto", threads: int = 2) -> Runtime:
-    """Open ``path`` (or ``builtin:<name>``, a model shipped with lanner) in ``runtime`` ("auto": by suffix)."""
+def open_runtime(path: str | Path, runtime: str = "auto", threads: int = 2, spin: bool = False) -> Runtime:
+    """Open ``path`` (or ``builtin:<name>``, a model shipped with lanner) in ``runtime`` ("auto": by suffix).
+
+    ``spin`` applies to ONNX Runtime only (see the module docstring).
+    """
     path = resolve_asset(path)
     if runtime not in RUNTIMES:
         raise ConfigError(f"unknown runtime {runtime!r}", fix=f"use one of {', '.join(RUNTIMES)}")
@@ -81,7 +92,7 @@ def open_runtime(path: str | Path, runtime: str = "auto", threads: int = 2) -> R
     kind = runtime if runtime != "auto" else ("lanner" if path.suffix in PLAN_SUFFIXES else "onnxruntime")
     if kind == "lanner":
         return _open_plan(path, threads)
-    return OrtRuntime(path, threads)
+    return OrtRuntime(path, threads, spin)
 
 
 def _open_plan(path: Path, threads: int) -> Runtime:

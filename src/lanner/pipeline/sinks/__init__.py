@@ -4,7 +4,7 @@
 its own bounded queue and thread so a slow sink never stalls inference.
 """
 
-from lanner.pipeline.sinks.base import Sink, frame_record
+from lanner.pipeline.sinks.base import EndOfStream, Sink, end_of_stream_frame, frame_record
 from lanner.pipeline.sinks.broker import BrokerError, BrokerSink
 from lanner.pipeline.sinks.build import build_sink, queued
 from lanner.pipeline.sinks.config import (
@@ -24,6 +24,7 @@ __all__ = [
     "AnalyticsModuleInfo",
     "BrokerError",
     "BrokerSink",
+    "EndOfStream",
     "JsonlSinkConfig",
     "KafkaSinkConfig",
     "MqttSinkConfig",
@@ -35,6 +36,7 @@ __all__ = [
     "SinkConfig",
     "VideoSinkConfig",
     "build_sink",
+    "end_of_stream_frame",
     "frame_record",
     "queued",
 ]

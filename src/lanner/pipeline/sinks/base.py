@@ -7,8 +7,12 @@ inference thread, so a sink may block on I/O; ``close`` flushes and releases it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
+
+from lanner.core.detections import Detections
 from lanner.core.frame import Frame
 
 
@@ -21,6 +25,43 @@ class Sink(Protocol):
     def write(self, frame: Frame) -> None: ...
 
     def close(self) -> None: ...
+
+
+@dataclass
+class EndOfStream(Frame):
+    """The last message of a source: the events flushed when it ended, after its last real frame.
+
+    The runner writes one to every sink when a source ends (EOS, failure, removal, stop) with events
+    still pending (a track inside an ROI gets its ``dwell`` event, ``end_of_stream: true``). Its
+    ``detections`` are those tracks' last boxes and ``image`` the source's last picture, so a sink
+    written for ordinary frames still works; sinks that encode pictures (video) skip it.
+    """
+
+
+def end_of_stream_frame(source_id: int, events: list[dict[str, Any]], image: Any) -> EndOfStream:
+    """An ``EndOfStream`` for ``events`` of ``source_id``; objects are the tracks the events name (once each).
+
+    Example:
+        >>> e = {"type": "dwell", "tracker_id": 4, "class_id": 0, "bbox": [1, 2, 3, 4], "confidence": 0.5,
+        ...      "frame_idx": 9, "pts_ns": 900, "end_of_stream": True}
+        >>> eos = end_of_stream_frame(0, [e], np.zeros((2, 2, 3), np.uint8))
+        >>> eos.frame_idx, eos.detections.tracker_id.tolist(), frame_record(eos, ("car",))["end_of_stream"]
+        (9, [4], True)
+    """
+    boxes: dict[int, dict[str, Any]] = {}
+    for event in events:
+        if "tracker_id" in event and "bbox" in event:
+            boxes.setdefault(int(event["tracker_id"]), event)
+    ids = sorted(boxes)
+    detections = Detections.from_arrays(
+        [boxes[t]["bbox"] for t in ids],
+        np.array([boxes[t]["class_id"] for t in ids], np.int64),
+        np.array([boxes[t].get("confidence", 1.0) for t in ids], np.float32),
+        tracker_id=np.array(ids, np.int64),
+    )
+    frame_idx = max((e["frame_idx"] for e in events if e.get("frame_idx") is not None), default=-1)
+    pts_ns = max((e["pts_ns"] for e in events if e.get("pts_ns") is not None), default=0)
+    return EndOfStream(source_id, frame_idx, pts_ns, image, detections, list(events))
 
 
 def frame_record(frame: Frame, class_names: Sequence[str]) -> dict[str, Any]:
@@ -48,10 +89,13 @@ def frame_record(frame: Frame, class_names: Sequence[str]) -> dict[str, Any]:
             value = column[i]
             obj[key] = value.item() if hasattr(value, "item") and getattr(value, "ndim", 0) == 0 else value
         objects.append(obj)
-    return {
+    record = {
         "source": frame.source_id,
         "frame": frame.frame_idx,
         "pts_ns": frame.pts_ns,
         "objects": objects,
         "events": list(frame.events),
     }
+    if isinstance(frame, EndOfStream):
+        record["end_of_stream"] = True
+    return record

@@ -31,6 +31,7 @@ from typing import Any, Protocol
 
 from lanner.core.errors import LannerError
 from lanner.core.frame import Frame
+from lanner.pipeline.sinks.base import EndOfStream
 from lanner.pipeline.sinks.config import BrokerSinkConfig
 from lanner.pipeline.sinks.schema import Clock, encode, full_payloads, minimal_payload, sensor_for
 
@@ -70,11 +71,15 @@ class BrokerSink:
         self._seen: dict[int, int] = {}  # frames per source, for frame_interval
 
     def write(self, frame: Frame) -> None:
-        """Publish the frame's payloads (if it is due by ``frame_interval`` and not empty)."""
-        count = self._seen.get(frame.source_id, 0)
-        self._seen[frame.source_id] = count + 1
-        if count % self.config.frame_interval:
-            return
+        """Publish the frame's payloads (if it is due by ``frame_interval`` and not empty).
+
+        An ``EndOfStream`` is always due: its objects' "exit" messages are the last of the source.
+        """
+        if not isinstance(frame, EndOfStream):
+            count = self._seen.get(frame.source_id, 0)
+            self._seen[frame.source_id] = count + 1
+            if count % self.config.frame_interval:
+                return
         if self.config.skip_empty and len(frame.detections) == 0:
             return
         payloads = self.payloads(frame)

@@ -20,7 +20,9 @@ Minimal (``payload-type=1``): one message per frame, as ``generate_event_message
 Secondary-classifier labels (string columns of ``Detections.data``, e.g. ``color``) go after ``|#|``
 in the minimal strings (DeepStream's attribute separator) and into the full schema's object section.
 An object's event type is "entry"/"exit" in the frame where it crossed a count line "in"/"out" (see
-``lanner.pipeline.analytics``), otherwise "moving". Untracked objects have id "-1".
+``lanner.pipeline.analytics``), "exit" for a track still inside an ROI when its source ended (the
+``EndOfStream`` message, whose ``dwell`` events say how long it stayed), otherwise "moving".
+Untracked objects have id "-1".
 
 Example:
     >>> import numpy as np
@@ -161,9 +163,10 @@ def _place_section(place: PlaceInfo) -> dict[str, Any]:
 
 
 def _crossing_types(events: list[dict[str, Any]]) -> dict[str, str]:
-    """Tracking id -> "entry"/"exit" for the line crossings in this frame's events."""
+    """Tracking id -> "entry"/"exit" for the line crossings in this frame's events (and end-of-stream dwells)."""
     kinds = {"in": "entry", "out": "exit"}
-    return {str(e["tracker_id"]): kinds[e["direction"]] for e in events if e.get("type") == "line_crossing"}
+    types = {str(e["tracker_id"]): "exit" for e in events if e.get("type") == "dwell" and e.get("end_of_stream")}
+    return types | {str(e["tracker_id"]): kinds[e["direction"]] for e in events if e.get("type") == "line_crossing"}
 
 
 def _int_box(xyxy: np.ndarray) -> tuple[int, int, int, int]:

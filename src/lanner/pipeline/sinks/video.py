@@ -26,6 +26,7 @@ import numpy as np
 
 from lanner.core.errors import ConfigError
 from lanner.core.frame import Frame
+from lanner.pipeline.sinks.base import EndOfStream
 from lanner.pipeline.sinks.config import VideoSinkConfig
 
 
@@ -99,7 +100,12 @@ class VideoSink:
         return p.with_name(f"{p.stem}_src{source_id}{p.suffix}")
 
     def write(self, frame: Frame) -> None:
-        """Encode ``frame.image`` (HxWx3 uint8 BGR) into its file; the file opens at the first frame."""
+        """Encode ``frame.image`` (HxWx3 uint8 BGR) into its file; the file opens at the first frame.
+
+        An ``EndOfStream`` (events only, its picture a repeat of the last one) is not encoded.
+        """
+        if isinstance(frame, EndOfStream):
+            return
         key = frame.source_id if self.config.per_source else None
         encoder = self._encoders.get(key)
         if encoder is None:

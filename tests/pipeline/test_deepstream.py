@@ -11,6 +11,7 @@ from lanner.core.detections import Detections
 from lanner.core.errors import ConfigError
 from lanner.core.frame import Frame
 from lanner.pipeline.analytics import Analytics, AnalyticsConfig, LineConfig
+from lanner.pipeline.config import load_pipeline_config
 from lanner.pipeline.deepstream import import_deepstream, load_deepstream_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,7 +40,14 @@ def test_example_app_config_maps_every_group() -> None:
     assert "[osd] clock-color: ignored (no lanner equivalent)" in warnings
     assert any(w.startswith("[tracker] ll-config-file") and "ByteTrack" in w for w in warnings)
     assert any(w.startswith("[streammux] width: not used") for w in warnings)
-    assert any(w.startswith("[nvds-analytics] config-file:") and "not found" in w for w in warnings)
+    # configs/config_nvdsanalytics.txt: the demo's counting lines, in the same orientation as configs/demo.yaml
+    demo_lines = {line.name: line for line in load_pipeline_config(ROOT / "configs" / "demo.yaml").analytics.lines}
+    assert config.analytics.reference_size == (1280, 720)
+    assert {line.name for line in config.analytics.lines} == set(demo_lines)
+    for line in config.analytics.lines:
+        want = demo_lines[line.name]
+        assert line.sources == want.sources
+        np.testing.assert_allclose([*line.p1, *line.p2], [*want.p1, *want.p2], atol=0.5)
     assert any("model-engine-file: not used" in w for w in warnings)
     used = ("batch-size=", "uri", "rows", "onnx-file", "topic", "labelfile-path", "interval", "border-width")
     assert not any(w.split(":")[0].endswith(" " + key) for w in warnings for key in used)

@@ -1,0 +1,129 @@
+"""Tracking quality behind a real detector: MOTA / IDF1 on held-out synthetic videos (issue 5, "Done when").
+
+``bench/trackers.py`` and ``tests/pipeline/test_tracking_*.py`` measure the trackers on perturbed ground
+truth; this script measures what a user gets: decoded frames -> the detector -> ByteTrack, scored against
+the renderer's MOTChallenge ground truth with ``lanner.pipeline.metrics.evaluate_mot``.
+
+Videos are rendered with a seed used nowhere else (``--seed``, default 9090). Ground truth is filtered as
+MOTChallenge does: boxes flagged "ignore" (``conf`` 0: mostly hidden, or interpolated through occlusion),
+boxes of other classes and, with ``--min-height``, boxes too small for the detector's input are *ignored*:
+they are not counted as misses, and a track box that overlaps one (IoU >= 0.5) is removed before scoring
+instead of counting as a false positive. Rows are printed for ``--min-height 0`` (every considered box)
+and for the given height.
+
+    python bench/tracking_detector.py [--model builtin:traffic_detector] [--cameras 5] [--seconds 10]
+                                      [--classes car] [--min-height 24] [--conf 0.3] [--track-thresh 0.5]
+                                      [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from lanner.core.assets import resolve_asset
+from lanner.core.detections import Detections
+from lanner.data.synth.mot import read_gt
+from lanner.data.synth.video import VideoSynthConfig, generate_videos
+from lanner.pipeline.infer import Detector, DetectorConfig
+from lanner.pipeline.metrics import evaluate_mot
+from lanner.pipeline.track import create_tracker
+from lanner.pipeline.track.matching import box_iou
+
+CACHE = Path("/tmp/lanner_bench_tracking")
+CLASSES = ("car", "bicycle", "person", "road_sign")  # the synthetic world's class order (gt.txt class - 1)
+
+
+def render(cameras: int, seconds: float, seed: int) -> list[Path]:
+    out = CACHE / f"seed{seed}_{cameras}x{seconds:g}s"
+    paths = [out / f"cam{i}.mp4" for i in range(cameras)]
+    if not all(p.is_file() for p in paths):
+        config = VideoSynthConfig(cameras=cameras, seconds=seconds, fps=30, width=1280, height=720, seed=seed)
+        paths = generate_videos(config, out, workers=1)
+    return paths
+
+
+def track_video(
+    path: Path, detector: Detector, class_ids: list[int], tracker_config: dict[str, float], batch: int = 4
+) -> list[Detections]:
+    """Per-frame ByteTrack output (boxes of ``class_ids`` only) for every frame of ``path``."""
+    tracker, frames, out = create_tracker("bytetrack", tracker_config), [], []
+    capture = cv2.VideoCapture(str(path))
+    while True:
+        ok, frame = capture.read()
+        if ok:
+            frames.append(frame)
+        if frames and (len(frames) == batch or not ok):
+            for detections in detector.detect(frames):
+                keep = np.isin(detections.class_id, class_ids)
+                out.append(tracker.update(detections[keep], len(out)))
+            frames = []
+        if not ok:
+            break
+    capture.release()
+    return out
+
+
+def score(gt_path: Path, tracks: list[Detections], class_ids: list[int], min_height: float) -> dict[str, float]:
+    """MOT metrics of ``tracks`` against the considered, large-enough ground truth of ``class_ids``."""
+    truth = read_gt(gt_path, num_frames=len(tracks))
+    gt_frames, hyp_frames = {}, {}
+    for f, (g, h) in enumerate(zip(truth, tracks, strict=True)):
+        height = g.xyxy[:, 3] - g.xyxy[:, 1]
+        kept = (g.confidence >= 1) & np.isin(g.class_id, class_ids) & (height >= min_height)
+        gt_frames[f] = (g.tracker_id[kept], g.xyxy[kept].astype(np.float64))
+        ignored = g.xyxy[~kept]
+        drop = np.zeros(len(h), bool)
+        if len(h) and len(ignored):
+            iou = box_iou(h.xyxy, g.xyxy)  # against every ground-truth box: ignore only the best match
+            best = iou.argmax(1)
+            drop = (iou.max(1) >= 0.5) & ~kept[best]
+        ids = h.tracker_id if h.tracker_id is not None else np.zeros(len(h), np.int64)
+        hyp_frames[f] = (ids[~drop], h.xyxy[~drop].astype(np.float64))
+    return evaluate_mot(gt_frames, hyp_frames)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="builtin:traffic_detector")
+    p.add_argument("--cameras", type=int, default=5)
+    p.add_argument("--seconds", type=float, default=10)
+    p.add_argument("--seed", type=int, default=9090)
+    p.add_argument("--classes", default="car", help="comma-separated class names scored (world classes)")
+    p.add_argument("--min-height", type=float, default=24.0, help="ground truth shorter than this is ignored")
+    p.add_argument("--conf", type=float, default=0.3)
+    p.add_argument("--track-thresh", type=float, default=None, help="ByteTrack track_thresh (default: its own)")
+    p.add_argument("--json", type=Path)
+    args = p.parse_args()
+    class_ids = [CLASSES.index(c) for c in args.classes.split(",")]
+    detector = Detector(DetectorConfig(model=str(resolve_asset(args.model)), conf_threshold=args.conf))
+    rows = []
+    for path in render(args.cameras, args.seconds, args.seed):
+        tracker_config = {} if args.track_thresh is None else {"track_thresh": args.track_thresh}
+        tracks = track_video(path, detector, class_ids, tracker_config)
+        gt = path.with_suffix("") / "gt" / "gt.txt"
+        for min_height in sorted({0.0, args.min_height}):
+            m = score(gt, tracks, class_ids, min_height)
+            rows.append({"video": path.stem, "min_height": min_height, **{k: float(v) for k, v in m.items()}})
+            print(
+                f"{path.stem} min_height {min_height:>4g}: {int(m['num_objects']):>6} boxes  MOTA {m['mota']:.3f}  "
+                f"IDF1 {m['idf1']:.3f}  precision {m['precision']:.3f}  recall {m['recall']:.3f}  "
+                f"IDSW {int(m['num_switches'])}",
+                flush=True,
+            )
+    for min_height in sorted({0.0, args.min_height}):
+        sel = [r for r in rows if r["min_height"] == min_height]
+        print(
+            f"mean over {len(sel)} videos, min_height {min_height:g}: MOTA {np.mean([r['mota'] for r in sel]):.3f}  "
+            f"IDF1 {np.mean([r['idf1'] for r in sel]):.3f}"
+        )
+    if args.json:
+        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

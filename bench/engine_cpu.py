@@ -9,15 +9,17 @@ both alike; the table gives median (and min) wall ms per inference and the media
 the relative L2 between the two outputs (a correctness check on the real models).
 
     python bench/engine_cpu.py [--models resnet18,mobilenet_v2,yolox_s] [--batches 1,8] [--rounds 15]
-        [--threads 2] [--work /tmp/lanner-bench-engine] [--no-spin]
+        [--threads 2] [--work /tmp/lanner-bench-engine] [--no-spin] [--tactic-runs 3] [--int8]
 
-Prints a table and one JSON line at the end.
+Prints a table and one JSON line at the end; each row also names the whole-graph tactic variant the builder
+kept (``per-node``, ``uniform:<tactic>`` or ``uniform:<tactic>+<partial tactic>``, see ``lanner.engine.tactics``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import time
 from pathlib import Path
@@ -50,14 +52,37 @@ def ort_session(path: Path, threads: int, spin: bool):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def lanner_engine(path: Path, batch: int):
+class _VariantLog(logging.Handler):
+    """Keeps the builder's "whole graph: <variant> (...)" log line (the variant it kept and the times)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message.startswith("whole graph: "):
+            self.lines.append(message[len("whole graph: ") :])
+
+
+def lanner_engine(path: Path, batch: int, tactic_runs: int = 3):
     from lanner.engine.build import BuildConfig, build_engine
     from lanner.engine.runtime import Engine
 
-    start = time.perf_counter()
-    plan = build_engine(path, BuildConfig(batch=[str(batch)], tactic_warmup=1, tactic_runs=3))
-    build_s = time.perf_counter() - start
-    return Engine(plan), plan, build_s
+    log = _VariantLog()
+    logger = logging.getLogger("lanner.engine")
+    logger.addHandler(log)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        start = time.perf_counter()
+        plan = build_engine(path, BuildConfig(batch=[str(batch)], tactic_warmup=1, tactic_runs=tactic_runs))
+        build_s = time.perf_counter() - start
+    finally:
+        logger.removeHandler(log)
+        logger.setLevel(level)
+    variant = log.lines[-1].split(" ", 1)[0] if log.lines else "per-node"
+    return Engine(plan), plan, build_s, variant
 
 
 def timed(fn, rounds_ms: list[float]) -> None:
@@ -66,10 +91,10 @@ def timed(fn, rounds_ms: list[float]) -> None:
     rounds_ms.append((time.perf_counter() - start) * 1e3)
 
 
-def bench_one(name: str, batch: int, rounds: int, threads: int, work: Path, spin: bool) -> dict:
+def bench_one(name: str, batch: int, rounds: int, threads: int, work: Path, spin: bool, tactic_runs: int = 3) -> dict:
     path = export(name, work)
     session = ort_session(path, threads, spin)
-    engine, plan, build_s = lanner_engine(path, batch)
+    engine, plan, build_s, variant = lanner_engine(path, batch, tactic_runs)
     h, w = SIZES[name]
     x = np.random.default_rng(0).standard_normal((batch, 3, h, w)).astype(np.float32)
     feeds = {session.get_inputs()[0].name: x}
@@ -101,6 +126,7 @@ def bench_one(name: str, batch: int, rounds: int, threads: int, work: Path, spin
         "layers": plan.layers,
         "fallback_nodes": len(exe.fallback_nodes),
         "tactics": tactics,
+        "variant": variant,
         "build_s": round(build_s, 1),
     }
 
@@ -112,6 +138,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--work", type=Path, default=Path("/tmp/lanner-bench-engine"))
+    parser.add_argument("--tactic-runs", type=int, default=3, help="timed runs per tactic candidate and variant")
+    parser.add_argument(
+        "--int8", action="store_true", help="also the INT8 rows: FP32 plan vs INT8 plan vs ORT (engine_cpu_int8.py)"
+    )
     parser.add_argument(
         "--no-spin",
         action="store_true",
@@ -135,15 +165,27 @@ def main() -> None:
     for name in args.models.split(","):
         for batch in (int(b) for b in args.batches.split(",")):
             rounds = args.rounds if batch == 1 else max(args.rounds // 2, 3)
-            r = bench_one(name, batch, rounds, args.threads, args.work, spin=not args.no_spin)
+            r = bench_one(
+                name, batch, rounds, args.threads, args.work, spin=not args.no_spin, tactic_runs=args.tactic_runs
+            )
             results.append(r)
             layers = f"{r['layers']['original']}→{r['layers']['fused']}"
             mins = f"{r['ort_min_ms']:.1f}/{r['lanner_min_ms']:.1f}"
             print(
                 f"{name:<14}{batch:>5}{r['ort_ms']:>10.1f}{r['lanner_ms']:>11.1f}{r['ratio']:>7.2f}  {mins:<18}"
-                f"{r['rel_l2']:>9.1e}  {layers} tactics {r['tactics']} build {r['build_s']} s",
+                f"{r['rel_l2']:>9.1e}  {layers} {r['variant']} tactics {r['tactics']} build {r['build_s']} s",
                 flush=True,
             )
+    if args.int8:  # INT8 rows (bench/engine_cpu_int8.py): calibrated QDQ model, INT8 plan vs FP32 plan vs ORT
+        from engine_cpu_int8 import INT8_HEADER, bench_int8, print_int8
+
+        print(INT8_HEADER)
+        for name in (m for m in args.models.split(",") if m in ("resnet18", "mobilenet_v2")):
+            for batch in (int(b) for b in args.batches.split(",")):
+                rounds = args.rounds if batch == 1 else max(args.rounds // 2, 3)
+                r = bench_int8(name, batch, rounds, args.threads, args.work, not args.no_spin, args.tactic_runs)
+                results.append({"int8": True, **r})
+                print_int8(r)
     print(f"load at end {os.getloadavg()[0]:.1f}")
     print(json.dumps({"bench": "engine_cpu", "threads": args.threads, "spin": not args.no_spin, "results": results}))
 

@@ -343,7 +343,7 @@ def test_qdq_model_matches_onnxruntime_and_weight_dequantize_folds() -> None:
     model = make_model(nodes, {"x": (F32, (1, 3, 6, 6))}, ["y"], inits)
     expected = run_ort(model, FEEDS)
     optimized = optimize(load_onnx(model))
-    assert ops(optimized) == ["QuantizeLinear", "DequantizeLinear", "FusedConv"]
+    assert ops(optimized) == ["QuantizeLinear", "QConv"]  # fold_qdq: DQ → conv + relu is one INT8 conv
     assert_outputs_close(run_reference(optimized, FEEDS), expected)
 
 

@@ -12,7 +12,15 @@ from test_engine_networks import conv_bn, randomize
 
 from lanner.core.errors import ConfigError, DataError
 from lanner.engine import get_backend, load_onnx, optimize
-from lanner.engine.tactics import TimingPolicy, select_tactics, signature
+from lanner.engine.tactics import (
+    TacticChoices,
+    TimingPolicy,
+    _time_variants,
+    _wall_timer,
+    select_tactics,
+    signature,
+    variants,
+)
 from lanner.engine.timing_cache import TimingCache, TimingCacheMissError, cache_key
 
 torch = pytest.importorskip("torch")
@@ -100,6 +108,9 @@ def test_merge_times_only_the_misses_and_tune_retimes_everything(graph) -> None:
         "uniform:aten.nchw",
         "uniform:aten.nhwc",
         "uniform:onednn.fused",
+        "uniform:onednn.blocked",  # the RGB stem conv
+        "uniform:aten.nhwc+onednn.blocked",  # blocked is partial: mixed with the full tactics
+        "uniform:onednn.fused+onednn.blocked",  # (aten.nchw+onednn.blocked is uniform:onednn.blocked)
         "uniform:aten.linear",
         "uniform:aten.addmm",
     }
@@ -177,3 +188,36 @@ def test_only_plain_1x1_convs_are_offered_the_gemm_tactic() -> None:
     gemm = backend.prepare(graph, {graph.nodes[0].name: "gemm.nhwc"}).run({"images": x})["output"]
     plain = get_backend("reference").prepare(graph).run({"images": x})["output"]
     np.testing.assert_allclose(gemm, plain, rtol=1e-4, atol=1e-5)
+
+
+def test_partial_tactics_get_layout_compatible_mixed_variants() -> None:
+    """gemm.nhwc (1x1 convs only) combined with each full conv tactic; a mix equal to an existing plan is dropped."""
+    full = ("aten.nchw", "aten.nhwc", "onednn.fused")
+    candidates = {"c1": (*full, "gemm.nhwc"), "c2": full, "c3": full[:2], "fc": ("aten.linear", "aten.addmm")}
+    choices = TacticChoices(tactics={n: c[0] for n, c in candidates.items()}, candidates=candidates)
+    options = variants(choices)
+    assert options["uniform:onednn.fused+gemm.nhwc"] == {
+        "c1": "gemm.nhwc",
+        "c2": "onednn.fused",
+        "c3": "aten.nchw",
+        "fc": "aten.linear",
+    }
+    assert "uniform:aten.nhwc+gemm.nhwc" in options
+    assert "uniform:aten.nchw+gemm.nhwc" not in options  # the same plan as uniform:gemm.nhwc (nchw is the default)
+    # onednn.fused is partial w.r.t. aten.nchw here (c3 lacks it), but that mix *is* uniform:onednn.fused
+    assert "uniform:aten.nchw+onednn.fused" not in options
+    assert "uniform:aten.nhwc+onednn.fused" in options  # c3 gets aten.nhwc: a different plan
+    assert all(not name.startswith("uniform:aten.linear+") for name in options)  # disjoint node sets: no mix
+
+
+def test_whole_graph_variants_are_timed_interleaved_round_by_round() -> None:
+    order: list[str] = []
+    calls = {name: (lambda name=name: order.append(name)) for name in ("a", "b", "c")}
+    ticks = iter(float(i) for i in range(1000))
+    wall = _wall_timer(TimingPolicy())
+    times = _time_variants(calls, wall, TimingPolicy(warmup=1, runs=3), clock=lambda: next(ticks) / 1e3)
+    assert order == ["a", "b", "c"] + ["a", "b", "c", "c", "b", "a", "a", "b", "c"]
+    assert times == pytest.approx({"a": 1.0, "b": 1.0, "c": 1.0})  # one fake millisecond per run
+    counted: list[str] = []
+    custom = _time_variants(calls, fake_timer({"b": 0.5}, counted), TimingPolicy())
+    assert custom == {"a": 10.0, "b": 0.5, "c": 10.0} and counted == [(None, "a"), (None, "b"), (None, "c")]

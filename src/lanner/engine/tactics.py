@@ -6,7 +6,9 @@ forces on its input (e.g. NCHW → channels-last) is part of its measured time: 
 median of ``runs``; the default (first) tactic is kept unless another is faster by ``margin`` (5% by
 default), which stops flip-flopping on noise (reference §5.3.2). Per-node timing cannot see the conversions a
 choice forces on the *next* node, so the per-node plan is then timed end to end against the uniform plans
-(one tactic everywhere it is offered) and the fastest is kept, by the same margin. Decisions go to the
+(one tactic everywhere it is offered, or one plus a partial tactic where that is offered; see ``variants``)
+and the fastest is kept, by the same margin; the variants are timed interleaved, round by round, so load
+changes on a shared machine hit them alike. Decisions go to the
 ``TimingCache`` (one entry per node signature, one per graph).
 
 Example:
@@ -112,7 +114,7 @@ def select_tactics(
                 keys.append(key)
             fn, _ = backend.kernel(node, ctx, tactic)
             outs = fn(*inputs)
-            outs = outs if type(outs) is tuple else (outs,)
+            outs = tuple(_plain(o) for o in outs) if type(outs) is tuple else (_plain(outs),)
             env.update({name: value for name, value in zip(node.outputs, outs, strict=False) if name})
     logger.info("tactics: %d nodes timed, %d from the timing cache", result.timed, result.hits)
     if len(result.tactics) > 1:
@@ -123,14 +125,28 @@ def select_tactics(
 
 
 def variants(choices: TacticChoices) -> dict[str, dict[str, str]]:
-    """Whole-graph alternatives to the per-node choices: ``"uniform:<tactic>"`` runs ``tactic`` on every node
-    that offers it (the default elsewhere), so a layout is kept end to end without conversions."""
+    """Whole-graph alternatives to the per-node choices.
+
+    ``"uniform:<t>"`` runs ``t`` on every node that offers it (the default elsewhere), so a layout is kept end to
+    end without conversions. ``"uniform:<t>+<p>"`` is the same with a *partial* tactic ``p`` (offered on a strict
+    subset of the nodes that offer ``t``, e.g. the cpu backend's ``gemm.nhwc`` on 1x1 convs) taking precedence
+    where offered: a layout-compatible mix that noisy per-node timing may miss. A mixed variant that maps every
+    node the same way as an earlier variant is dropped (not timed twice).
+    """
     result = {"per-node": dict(choices.tactics)}
-    names = sorted({t for offered in choices.candidates.values() for t in offered})
-    for name in names:
-        result[f"uniform:{name}"] = {
-            node: name if name in offered else offered[0] for node, offered in choices.candidates.items()
+    offered_by: dict[str, set[str]] = {}
+    for node, offered in choices.candidates.items():
+        for t in offered:
+            offered_by.setdefault(t, set()).add(node)
+    names = sorted(offered_by)
+    orders = [(f"uniform:{t}", (t,)) for t in names]
+    orders += [(f"uniform:{t}+{p}", (p, t)) for t in names for p in names if p != t and offered_by[p] < offered_by[t]]
+    for name, order in orders:
+        plan = {
+            node: next((t for t in order if t in offered), offered[0]) for node, offered in choices.candidates.items()
         }
+        if len(order) == 1 or all(plan != other for other in result.values()):
+            result[name] = plan
     return result
 
 
@@ -158,10 +174,10 @@ def _choose_variant(
             fix="rebuild with --cache-mode merge (or tune) to record it",
         )
     else:
-        times = {}
-        for name, tactics in options.items():
-            exe = backend.prepare(graph, tactics)
-            times[name] = float(timer(None, name, functools.partial(exe.run, feeds)))
+        calls = {
+            name: functools.partial(backend.prepare(graph, tactics).run, feeds) for name, tactics in options.items()
+        }
+        times = _time_variants(calls, timer, policy)
         best = min(options, key=lambda n: times[n])
         chosen = best if times[best] < times["per-node"] * (1.0 - policy.margin) else "per-node"
         cache.put(key, {"variant": chosen, "times_ms": {n: round(ms, 4) for n, ms in times.items()}})
@@ -219,7 +235,39 @@ def _wall_timer(policy: TimingPolicy) -> Timer:
             samples.append((time.perf_counter() - start) * 1e3)
         return statistics.median(samples)
 
+    measure.interleaved = True  # type: ignore[attr-defined]  # whole-graph variants: see _time_variants
     return measure
+
+
+def _time_variants(
+    calls: Mapping[str, Callable[[], Any]],
+    timer: Timer,
+    policy: TimingPolicy,
+    clock: Callable[[], float] = time.perf_counter,
+) -> dict[str, float]:
+    """Milliseconds per whole-graph variant. With the wall-clock timer the variants run interleaved, round by
+    round (alternating the order), and each gets the median of its rounds: a load change on a shared machine
+    then hits every variant alike instead of whichever happened to be timed during it. A custom ``timer``
+    (tests, external profilers) is called once per variant, as for single nodes."""
+    if not getattr(timer, "interleaved", False):
+        return {name: float(timer(None, name, call)) for name, call in calls.items()}
+    names = list(calls)
+    for name in names:
+        for _ in range(policy.warmup):
+            calls[name]()
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for round_index in range(max(policy.runs, 1)):
+        for name in names if round_index % 2 == 0 else names[::-1]:
+            start = clock()
+            calls[name]()
+            samples[name].append((clock() - start) * 1e3)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def _plain(value: Any) -> Any:
+    """A value in a backend's opaque layout (a oneDNN blocked ``mkldnn`` tensor) back to a plain one, so every
+    downstream candidate can take it; the end-to-end variant timing measures the real conversions."""
+    return value.to_dense() if getattr(value, "is_mkldnn", False) else value
 
 
 def _random_inputs(graph: Graph, shapes: Mapping[str, tuple[int, ...]], torch: Any) -> dict[str, Any]:

@@ -59,7 +59,10 @@ class CpuBackend:
 
     def context(self, graph: Graph, constants: dict[str, Any] | None = None) -> Any:
         """The prepare-time context: the graph, torch, and every constant as a torch tensor (made once)."""
-        from lanner.engine.backends import cpu_conv  # noqa: F401  (registers the conv/gemm kernels)
+        from lanner.engine.backends import (
+            cpu_conv,  # noqa: F401  (registers the conv/gemm kernels)
+            cpu_int8,  # noqa: F401  (registers Q/DQ and QConv: INT8)
+        )
         from lanner.engine.backends.cpu_kernels import KernelContext
 
         torch = _torch()
@@ -69,8 +72,11 @@ class CpuBackend:
 
     def tactics(self, node: Node, ctx: Any) -> tuple[str, ...]:
         """Candidate tactics for ``node`` (default first); ``()`` when it has no choice."""
+        from lanner.engine.backends import cpu_int8
         from lanner.engine.backends.cpu_conv import tactics_for
 
+        if node.key == cpu_int8.QCONV:  # INT8 hook: int8 kernel vs FP32, timed like any tactic
+            return cpu_int8.tactics_for(node, ctx)
         return tactics_for(node, ctx)
 
     def kernel(self, node: Node, ctx: Any, tactic: str = "") -> tuple[Callable[..., Any], bool]:
@@ -120,8 +126,10 @@ class CpuExecutable:
         self.names: list[tuple[str, str]] = []
         self.torch_nodes = 0
         frees = _frees(graph, self._slot)
+        blocked: set[str] = set()  # values held as oneDNN blocked (``mkldnn``) tensors
         for i, node in enumerate(graph.nodes):
             fn, is_torch = backend.kernel(node, ctx, tactics.get(node.name, ""))
+            fn = _layout_boundary(fn, node, blocked)
             self.torch_nodes += int(is_torch)
             ins = tuple(self._slot[n] if n else 0 for n in node.inputs)
             outs = tuple(self._slot[n] if n else 1 for n in node.outputs)
@@ -205,6 +213,40 @@ def _frees(graph: Graph, slot: dict[str, int]) -> list[tuple[int, ...]]:
     return [tuple(r) for r in result]
 
 
+def _layout_boundary(fn: Callable[..., Any], node: Node, blocked: set[str]) -> Callable[..., Any]:
+    """Keep oneDNN's blocked layout along a chain and convert to dense only at its boundary.
+
+    ``blocked`` holds the values that are ``mkldnn`` tensors so far (updated here with ``node``'s outputs). A
+    kernel marked ``mkldnn_in`` takes them as they are (and passes the layout on); any other kernel gets its
+    blocked inputs converted with ``to_dense`` (a wrapper made once, here, only where needed). A kernel marked
+    ``mkldnn_out`` (``onednn.blocked`` convs) always returns a blocked tensor.
+    """
+    positions = tuple(k for k, name in enumerate(node.inputs) if name in blocked)
+    takes_blocked = getattr(fn, "mkldnn_in", False)
+    if positions and not takes_blocked:
+        fn = _dense_inputs(fn, positions)
+    if getattr(fn, "mkldnn_out", False) or (positions and takes_blocked):
+        blocked.update(name for name in node.outputs if name)
+    return fn
+
+
+def _dense_inputs(fn: Callable[..., Any], positions: tuple[int, ...]) -> Callable[..., Any]:
+    """``fn`` with the blocked inputs at ``positions`` made dense: channels-last for 4-D (what the conv
+    tactics downstream prefer; NCHW would make each of them re-order again), contiguous otherwise."""
+    import torch
+
+    cl = torch.channels_last
+
+    def dense(x: Any) -> Any:
+        return x.to_dense().contiguous(memory_format=cl) if x.dim() == 4 else x.to_dense()
+
+    def run(*xs: Any) -> Any:
+        return fn(*(dense(x) if k in positions else x for k, x in enumerate(xs)))
+
+    run.fallback = getattr(fn, "fallback", False)  # type: ignore[attr-defined]
+    return run
+
+
 def _aliases(node: Node | None) -> bool:
     return node is not None and node.op_type in _ALIASING_OPS
 
@@ -221,6 +263,12 @@ def _to_tensor(torch: Any, array: Any) -> Any:
 def _to_numpy(tensor: Any) -> np.ndarray:
     if isinstance(tensor, np.ndarray):
         return tensor
+    if tensor.is_quantized:  # an int8 tensor of the INT8 path (cpu_int8.py)
+        from lanner.engine.backends.cpu_int8 import to_numpy_int8
+
+        return to_numpy_int8(tensor)
+    if tensor.is_mkldnn:  # a blocked-layout graph output (onednn.blocked)
+        return tensor.to_dense().numpy()
     return tensor.contiguous().numpy()
 
 
@@ -228,7 +276,7 @@ def _fallback(node: Node, graph: Graph, torch: Any) -> Callable[..., Any]:
     """Run the op's numpy reference kernel on torch tensors (zero-copy both ways where possible)."""
 
     def run(*xs: Any) -> Any:
-        arrays = [None if x is None else x.numpy() for x in xs]
+        arrays = [None if x is None else _to_numpy(x) for x in xs]
         outs = evaluate_node(node, graph, arrays)
         return tuple(_to_tensor(torch, _contiguous(o)) for o in outs)
 

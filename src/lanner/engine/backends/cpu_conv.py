@@ -7,7 +7,11 @@ builder keeps unless another is faster by a margin (``lanner.engine.tactics``):
   input and weight), ``onednn.fused`` (oneDNN's conv with weights re-ordered once at prepare time and the
   activation / residual add in the kernel's epilogue: ``torch.ops.mkldnn._convolution_pointwise``, the
   kernel Inductor's CPU freezing path uses), ``gemm.nhwc`` (1x1, stride 1, no padding, one group: the conv
-  is a matrix product of the channels-last input viewed as (N·H·W, C_in); ``torch.addmm`` with the bias).
+  is a matrix product of the channels-last input viewed as (N·H·W, C_in); ``torch.addmm`` with the bias),
+  ``onednn.blocked`` (oneDNN's direct conv on its own blocked layout, nChw8c on AVX2: the input becomes an
+  opaque ``mkldnn`` tensor and so does the output; only ReLU or no activation and no residual. It wins on
+  stems with few input channels, e.g. ResNet's 7x7 on RGB; ``cpu.py`` converts back to dense only where a
+  consumer cannot take the blocked tensor, and MaxPool runs on it directly).
 - Gemm/FusedGemm: ``aten.linear`` (``F.linear``) and ``aten.addmm`` (pre-transposed weight, ``torch.addmm``).
 
 Every tactic computes the same function; they differ only in speed, so a plan's tactic choices never change
@@ -19,13 +23,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from lanner.engine.backends.cpu_kernels import Fn, KernelContext, activation_fn, kernel
+from lanner.engine.backends.cpu_kernels import Fn, KernelContext, inplace_activation_fn, kernel
 from lanner.engine.ir.graph import Node
 from lanner.engine.ops.nn import window_pads
 
 TACTICS: dict[tuple[str, str], tuple[str, ...]] = {
-    ("", "Conv"): ("aten.nchw", "aten.nhwc", "onednn.fused", "gemm.nhwc"),
-    ("ai.lanner", "FusedConv"): ("aten.nchw", "aten.nhwc", "onednn.fused", "gemm.nhwc"),
+    ("", "Conv"): ("aten.nchw", "aten.nhwc", "onednn.fused", "gemm.nhwc", "onednn.blocked"),
+    ("ai.lanner", "FusedConv"): ("aten.nchw", "aten.nhwc", "onednn.fused", "gemm.nhwc", "onednn.blocked"),
     ("", "Gemm"): ("aten.linear", "aten.addmm"),
     ("ai.lanner", "FusedGemm"): ("aten.linear", "aten.addmm"),
 }
@@ -46,7 +50,31 @@ def tactics_for(node: Node, ctx: KernelContext) -> tuple[str, ...]:
     return tuple(
         t
         for t in names
-        if (t != "onednn.fused" or _has_onednn(ctx)) and (t != "gemm.nhwc" or _is_pointwise(node, ctx, geometry))
+        if (t != "onednn.fused" or _has_onednn(ctx))
+        and (t != "gemm.nhwc" or _is_pointwise(node, ctx, geometry))
+        and (t != "onednn.blocked" or _blocked_ok(node, ctx, geometry))
+    )
+
+
+BLOCKED_STEM_CHANNELS = 8
+"""``onednn.blocked`` is offered to convs with fewer input channels than this (stems on RGB): there oneDNN's
+direct blocked kernel beat the channels-last one (ResNet-18's 7x7 + MaxPool: ~10-30 % at batch 1), while on
+wide convs torch's ``mkldnn_convolution`` re-orders the weight on every call (it takes no pre-packed weight)
+and loses."""
+
+
+def _blocked_ok(node: Node, ctx: KernelContext, g: dict[str, Any]) -> bool:
+    """ReLU or no activation, no residual, static weights/bias, symmetric padding, a narrow input, oneDNN here."""
+    w = ctx.const(node.inputs[1])
+    return (
+        _has_onednn(ctx)
+        and node.attr("activation", "") in ("", "Relu")
+        and node.attr("residual", "none") == "none"
+        and len(node.inputs) < 4
+        and g["prepad"] is None
+        and not (node.input(2) and ctx.const(node.input(2)) is None)
+        and w is not None
+        and int(w.shape[1]) * g["groups"] < BLOCKED_STEM_CHANNELS
     )
 
 
@@ -68,21 +96,23 @@ def _has_onednn(ctx: KernelContext) -> bool:
 
 
 def _epilogue(node: Node, ctx: KernelContext) -> tuple[Fn | None, str]:
-    """(activation closure or None for identity, residual placement)."""
+    """(in-place activation closure or None for identity, residual placement). In place because every caller
+    applies it to the output its kernel has just allocated: no second buffer, one memory pass less."""
     name = node.attr("activation", "")
-    act = activation_fn(
+    act = inplace_activation_fn(
         ctx.torch, name, float(node.attr("activation_alpha", 0.0)), float(node.attr("activation_beta", 0.0))
     )
     return act, node.attr("residual", "none")
 
 
 def _apply_epilogue(y: Any, z: Any, act: Fn | None, residual: str) -> Any:
+    """Residual add and activation on ``y`` in place (``y`` is always a fresh kernel output, never an input)."""
     if z is not None and residual == "before_activation":
-        y = y + z
+        y = y.add_(z)
     if act is not None:
         y = act(y)
     if z is not None and residual == "after_activation":
-        y = y + z
+        y = y.add_(z)
     return y
 
 
@@ -116,6 +146,8 @@ def _conv(node: Node, ctx: KernelContext) -> Fn | None:
     tactic = ctx.tactic or "aten.nchw"
     if tactic == "gemm.nhwc" and _is_pointwise(node, ctx, geometry):
         return _gemm_conv(node, ctx)
+    if tactic == "onednn.blocked" and _blocked_ok(node, ctx, geometry):
+        return _blocked_conv(node, ctx, geometry)
     if tactic == "onednn.fused" and _has_onednn(ctx):
         fused = _onednn_conv(node, ctx, geometry)
         if fused is not None:
@@ -207,8 +239,29 @@ def _onednn_conv(node: Node, ctx: KernelContext, g: dict[str, Any]) -> Fn | None
 
     def run(x: Any, _w: Any, _b: Any = None, z: Any = None) -> Any:
         y = unary_op(x, packed, b, padding, stride, dilation, groups, unary, scalars, "")
-        return y if z is None else y + z
+        return y if z is None else y.add_(z)  # residual after the activation: in place on the fresh output
 
+    return run
+
+
+def _blocked_conv(node: Node, ctx: KernelContext, g: dict[str, Any]) -> Fn:
+    """oneDNN's direct conv on blocked (``mkldnn``) tensors: dense input converted on entry, blocked output
+    (marked ``mkldnn_out`` so the executable converts it back where a consumer needs dense)."""
+    torch = ctx.torch
+    w, b = _weights(node, ctx)
+    stride, padding, dilation, groups = g["stride"], g["padding"], g["dilation"], g["groups"]
+    x_shape = ctx.value(node.inputs[0]).shape  # type: ignore[union-attr]
+    batch = x_shape[0] if isinstance(x_shape[0], int) else 1  # type: ignore[index]
+    size = [batch, int(w.shape[1]) * groups, *g["input_hw"]]
+    packed = torch._C._nn.mkldnn_reorder_conv2d_weight(w.to_mkldnn(), padding, stride, dilation, groups, size)
+    conv, relu = torch.mkldnn_convolution, node.attr("activation", "") == "Relu"
+
+    def run(x: Any, *_: Any) -> Any:
+        y = conv(x if x.is_mkldnn else x.to_mkldnn(), packed, b, padding, stride, dilation, groups)
+        return y.relu_() if relu else y
+
+    run.mkldnn_out = True  # type: ignore[attr-defined]
+    run.mkldnn_in = True  # type: ignore[attr-defined]
     return run
 
 

@@ -81,6 +81,23 @@ def activation_fn(torch: Any, name: str, alpha: float, beta: float) -> Fn | None
     return table.get(name)
 
 
+def inplace_activation_fn(torch: Any, name: str, alpha: float, beta: float) -> Fn | None:
+    """The in-place form of ``activation_fn`` (same names and results), for epilogues on a tensor the kernel has
+    just allocated: it overwrites its input and returns it, saving an output allocation and a memory pass."""
+    F = torch.nn.functional
+    table: dict[str, Fn] = {
+        "Relu": torch.relu_,
+        "Sigmoid": torch.sigmoid_,
+        "Tanh": torch.tanh_,
+        "Silu": lambda x: F.silu(x, inplace=True),
+        "HardSwish": lambda x: F.hardswish(x, inplace=True),
+        "LeakyRelu": lambda x: F.leaky_relu_(x, alpha),
+        "HardSigmoid": lambda x: x.mul_(alpha).add_(beta).clamp_(0.0, 1.0),
+        "Clip": lambda x: x.clamp_(alpha, beta),
+    }
+    return table.get(name)
+
+
 # -- elementwise -------------------------------------------------------------------------------------
 _UNARY = {
     "Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Exp": "exp", "Log": "log", "Sqrt": "sqrt",
@@ -254,6 +271,8 @@ def _flatten(node: Node, ctx: KernelContext) -> Fn | None:
 
     def run(x: Any) -> Any:
         a = axis % x.dim() if x.dim() else 0
+        if a == 1:
+            return x.reshape(x.shape[0], -1)  # the common case, without a numpy product per call
         lead = int(np.prod(x.shape[:a])) if a else 1
         return x.reshape(lead, -1)
 
@@ -420,7 +439,14 @@ def _pool(node: Node, ctx: KernelContext) -> Fn | None:
         if not symmetric:
             return None
         pad = [b for b, _ in pads]
-        return lambda x: F.max_pool2d(x, kernel_shape, strides, pad, dil, ceil)
+
+        def max_pool(x: Any) -> Any:
+            return F.max_pool2d(x, kernel_shape, strides, pad, dil, ceil)
+
+        # oneDNN's pooling takes a blocked ``mkldnn`` tensor (from an ``onednn.blocked`` conv) as it is, and
+        # returns one: the executable then keeps the blocked layout through the pool (cpu.py)
+        max_pool.mkldnn_in = dil == [1, 1] and not ceil  # type: ignore[attr-defined]
+        return max_pool
     if ceil or node.attr("dilations") not in (None, [1, 1]) or not symmetric:
         return None  # torch's and ONNX's edge-window divisors differ with ceil_mode
     include = bool(node.attr("count_include_pad", 0))

@@ -3,6 +3,8 @@
 Spec: https://onnx.ai/onnx/operators/onnx__QuantizeLinear.html —
 ``y = saturate(round_half_to_even(x / y_scale) + y_zero_point)``; the output type is the zero point's
 (uint8 when absent). ``x = (y - x_zero_point) * x_scale``.
+
+Also ``ai.lanner.QConv``, the INT8 conv that QDQ folding produces (see ``qconv``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import numpy as np
 
 from lanner.engine.dtypes import to_numpy_dtype
 from lanner.engine.ir.graph import Node, Value
-from lanner.engine.ops.registry import TensorType, onnx_op, unsupported
+from lanner.engine.ops.registry import LANNER_DOMAIN, TensorType, onnx_op, unsupported
 from lanner.engine.ops.shapes import normalize_axis
 
 Array = np.ndarray
@@ -74,3 +76,39 @@ def dequantize_linear(node: Node, xs: Inputs) -> Array:
     zp = xs[2] if len(xs) > 2 and xs[2] is not None else np.zeros((), x.dtype)
     y = (x.astype(np.int32) - _per_axis(zp, x, node).astype(np.int32)).astype(np.float32) * _per_axis(scale, x, node)
     return y.astype(scale.dtype)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# QConv: the INT8 conv that ``passes/qdq.fold_qdq`` makes of ``QuantizeLinear → DequantizeLinear → Conv``.
+
+
+def _qconv_infer(node: Node, ins: Ins) -> list[TensorType]:
+    from lanner.engine.ops.nn import _conv_infer
+
+    ((_, shape),) = _conv_infer(node, ins)
+    return [(np.dtype(np.int8) if node.attr("y_scale", 0.0) else np.dtype(np.float32), shape)]
+
+
+def requantize(y: Array, scale: float, zero_point: int) -> Array:
+    """ONNX QuantizeLinear to int8 with a scalar scale and zero point (round half to even, saturate)."""
+    q = np.round(np.asarray(y, dtype=np.float32) / np.float32(scale)) + zero_point
+    return np.clip(q, -128, 127).astype(np.int8)
+
+
+@onnx_op("QConv", infer=_qconv_infer, domain=LANNER_DOMAIN)
+def qconv(node: Node, xs: Inputs) -> Array:
+    """``ai.lanner.QConv(X int8, W, [B], [Z])``: FusedConv on ``(X - x_zero_point) * x_scale``.
+
+    Attributes: FusedConv's, plus ``x_scale``/``x_zero_point`` (the folded DequantizeLinear of X) and,
+    when the only reader of the output was a QuantizeLinear, ``y_scale``/``y_zero_point`` (non-zero
+    ``y_scale``: the output is that int8 tensor). ``W`` holds the dequantized per-channel int8 weights,
+    so this is exactly the QDQ graph's arithmetic; backends may run it with integer kernels.
+    """
+    from lanner.engine.ops.fused import fused_conv
+
+    x = np.asarray(xs[0])
+    scale = np.float32(node.attr("x_scale"))
+    real = ((x.astype(np.int32) - int(node.attr("x_zero_point", 0))).astype(np.float32) * scale).astype(np.float32)
+    y = fused_conv(node, [real, *xs[1:]])
+    y_scale = float(node.attr("y_scale", 0.0))
+    return requantize(y, y_scale, int(node.attr("y_zero_point", 0))) if y_scale else y

@@ -19,6 +19,7 @@ from lanner.engine.passes.cleanup import eliminate_dead_nodes, eliminate_identit
 from lanner.engine.passes.conv_fusion import fuse_conv_activation, fuse_pad_into_conv, fuse_residual_add
 from lanner.engine.passes.layout import cancel_transposes, merge_reshapes
 from lanner.engine.passes.pointwise import fuse_pointwise_chains
+from lanner.engine.passes.qdq import fold_qdq
 
 logger = logging.getLogger("lanner.engine")
 
@@ -36,6 +37,7 @@ PASSES: list[tuple[str, Pass]] = [
     ("fuse_residual_add", fuse_residual_add),
     ("fuse_conv_activation", fuse_conv_activation),  # Conv + Add → Relu (ResNet's conv + sum + relu)
     ("fuse_pointwise_chains", fuse_pointwise_chains),  # what is left of elementwise chains → one node
+    ("fold_qdq", fold_qdq),  # Q → DQ → (fused) conv [→ Q] → ai.lanner.QConv (INT8); a no-op without Q/DQ
     ("eliminate_dead_nodes", eliminate_dead_nodes),
 ]
 
@@ -75,6 +77,7 @@ __all__ = [
     "eliminate_identity",
     "fold_batchnorm",
     "fold_constants",
+    "fold_qdq",
     "fuse_conv_activation",
     "fuse_pad_into_conv",
     "fuse_pointwise_chains",

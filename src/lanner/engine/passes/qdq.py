@@ -1,0 +1,88 @@
+"""QDQ folding: ``QuantizeLinear → DequantizeLinear → Conv`` (explicit INT8) → one ``ai.lanner.QConv``.
+
+A QDQ ONNX (``lanner calibrate``, ModelOpt, ONNX Runtime's ``quantize_static``) marks the INT8 regions with
+Q/DQ pairs. After ``fold_constants`` the weights' DequantizeLinear is already folded into FP32 weights
+(``q * scale``, which per-channel re-quantization recovers exactly), so what is left is, per conv::
+
+    x ─QuantizeLinear(s)─▶ q (int8) ─DequantizeLinear(s)─▶ x' ─Conv/FusedConv─▶ y [─QuantizeLinear(s_y)─▶ q_y]
+
+``fold_qdq`` makes the conv read ``q`` directly (``x_scale``/``x_zero_point`` attributes) and, when the conv's
+only reader is a QuantizeLinear, writes that int8 tensor itself (``y_scale``/``y_zero_point``: the requant
+epilogue). Consecutive quantized convs then pass int8 tensors to each other, which is what lets an INT8
+kernel pay off (TensorRT's "Q/DQ propagation and fusion"). The arithmetic is unchanged (``ops/quant.qconv``);
+a DequantizeLinear nobody reads any more is removed by ``eliminate_dead_nodes``.
+
+Folded only: a per-tensor (scalar) scale, an int8 zero point, a 2-D conv with constant weights (and bias).
+Anything else (uint8 zero points, per-axis activation scales) keeps its Q/DQ nodes and runs as FP32.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lanner.engine.ir.graph import Graph, Node
+from lanner.engine.ops.registry import LANNER_DOMAIN
+from lanner.engine.passes.conv_fusion import _as_fused
+from lanner.engine.passes.rewrite import sole_consumer
+
+_CONVS = {("", "Conv"), (LANNER_DOMAIN, "FusedConv")}
+
+
+def _scalar_params(graph: Graph, node: Node) -> tuple[float, int] | None:
+    """``(scale, zero point)`` of a Q/DQ node with a constant scalar scale and int8 zero point, else None."""
+    scale, zero = graph.constant(node.input(1)), graph.constant(node.input(2)) if node.input(2) else None
+    if scale is None or scale.size != 1 or zero is None or zero.dtype != np.int8 or zero.size != 1:
+        return None
+    if node.attr("block_size", 0) or float(scale.reshape(())) <= 0:
+        return None
+    return float(scale.reshape(())), int(zero.reshape(()))
+
+
+def _foldable_conv(graph: Graph, node: Node) -> bool:
+    """A 2-D Conv/FusedConv with constant 4-D weights and a constant (or no) bias."""
+    if (node.domain, node.op_type) not in _CONVS:
+        return False
+    weight = graph.constant(node.input(1))
+    bias_name = node.input(2)
+    return weight is not None and weight.ndim == 4 and (not bias_name or graph.constant(bias_name) is not None)
+
+
+def _input_quantization(graph: Graph, producers: dict[str, Node], node: Node) -> tuple[str, float, int] | None:
+    """``(int8 tensor, scale, zero point)`` when ``node``'s input is a foldable DequantizeLinear's output."""
+    dq = producers.get(node.input(0))
+    if dq is None or dq.op_type != "DequantizeLinear" or dq.domain:
+        return None
+    params = _scalar_params(graph, dq)
+    source = graph.values.get(dq.input(0))
+    if params is None or source is None or source.dtype != np.int8 or source.is_constant:
+        return None
+    return dq.input(0), params[0], params[1]
+
+
+def fold_qdq(graph: Graph) -> Graph:
+    """Conv/FusedConv fed by an int8 DequantizeLinear → ``QConv`` (+ its output QuantizeLinear when sole reader)."""
+    producers, consumers = graph.producers(), graph.consumers()
+    replaced: dict[int, Node] = {}
+    dropped: set[int] = set()
+    for node in graph.nodes:
+        quantized = _input_quantization(graph, producers, node) if _foldable_conv(graph, node) else None
+        if quantized is None:
+            continue
+        source, scale, zero = quantized
+        fused = _as_fused(node)
+        attrs = {**fused.attrs, "x_scale": scale, "x_zero_point": zero}
+        outputs = node.outputs
+        q = sole_consumer(graph, consumers, node.outputs[0])
+        q_params = (
+            _scalar_params(graph, q) if q is not None and q.op_type == "QuantizeLinear" and not q.domain else None
+        )
+        if q is not None and q_params is not None:
+            attrs |= {"y_scale": q_params[0], "y_zero_point": q_params[1]}
+            outputs = q.outputs
+            dropped.add(id(q))
+        inputs = (source, *fused.inputs[1:])
+        replaced[id(node)] = fused.evolve(op_type="QConv", inputs=inputs, outputs=outputs, attrs=attrs)
+    if not replaced:
+        return graph
+    nodes = [replaced.get(id(n), n) for n in graph.nodes if id(n) not in dropped]
+    return graph.with_nodes(nodes)

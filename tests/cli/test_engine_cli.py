@@ -102,9 +102,46 @@ def test_build_check_lists_coverage(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "FAIL  FancyAct" in out and "error: " in out and "1 unsupported op type(s)" in out
 
 
-def test_build_int8_is_refused_with_a_fix(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_build_int8_without_calibration_data_says_what_to_pass(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert run(["build", str(write_model(tmp_path / "m.onnx")), "--precision", "int8"]) == 2
-    assert "INT8 kernels are not in the cpu backend yet" in capsys.readouterr().out
+    assert "needs calibration data" in capsys.readouterr().out and not (tmp_path / "m.plan").exists()
+
+
+def _calibration_images(folder: Path, n: int = 24) -> Path:
+    import cv2
+
+    rng = np.random.default_rng(1)
+    folder.mkdir()
+    for i in range(n):
+        cv2.imwrite(str(folder / f"{i:03d}.png"), rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
+    return folder
+
+
+def test_build_int8_calibrates_then_builds_quantized_convs(tmp_path: Path) -> None:
+    model, images = write_model(tmp_path / "m.onnx"), _calibration_images(tmp_path / "calib")
+    plan = tmp_path / "m_int8.plan"
+    args = ["build", str(model), "--precision", "int8", "--calib", str(images), "--no-tune", "-o", str(plan)]
+    assert run(args) == 0
+    calib = tmp_path / "m_int8_calib"
+    qdq, cache = calib / "m_int8.onnx", calib / "calibration.cache"
+    assert qdq.is_file() and cache.is_file() and (calib / "scales.json").is_file()
+    engine = Engine.load(plan)
+    assert "QConv" in {node.op_type for node in engine.plan.graph.nodes}  # the Q/DQ pairs were folded
+    x = np.random.default_rng(2).uniform(0, 1, (2, 3, 8, 8)).astype(np.float32)
+    fp32 = Engine.load(_fp32_plan(model, tmp_path)).infer({"images": x})["output"]
+    int8 = engine.infer({"images": x})["output"]
+    assert np.linalg.norm(int8 - fp32) / np.linalg.norm(fp32) < 0.1  # 8-bit ranges over [0, 1] inputs
+    # the cache (TensorRT format) and the QDQ model each rebuild the same plan without images
+    for again in (["--calib-cache", str(cache)], []):
+        source = str(model) if again else str(qdq)
+        other = tmp_path / f"again{len(again)}.plan"
+        assert run(["build", source, "--precision", "int8", *again, "--no-tune", "-o", str(other)]) == 0
+        np.testing.assert_allclose(Engine.load(other).infer({"images": x})["output"], int8, rtol=1e-5, atol=1e-6)
+
+
+def _fp32_plan(model: Path, tmp_path: Path) -> Path:
+    assert run(["build", str(model), "--no-tune", "-o", str(tmp_path / "fp32.plan")]) == 0
+    return tmp_path / "fp32.plan"
 
 
 @pytest.mark.parametrize("source", ["plan", "onnx"])

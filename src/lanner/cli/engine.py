@@ -16,8 +16,10 @@ from typing import Any
 import click
 import numpy as np
 
-from lanner.cli.app import info, out
+from lanner.cli.app import info, out, progress_bar
 from lanner.core.errors import LannerError, UnsupportedOpError, UsageError
+from lanner.engine.calibrate.images import DEFAULT_COUNT, MAX_COUNT, list_images
+from lanner.engine.calibrate.methods import METHODS
 
 _path_in = click.Path(exists=True, dir_okay=False, path_type=Path)
 _no_spin = click.option(
@@ -40,6 +42,18 @@ def passive_threads() -> None:
 @click.argument("model", type=_path_in)
 @click.option("--check", is_flag=True, help="Only list op coverage (supported / unsupported ops); build nothing.")
 @click.option("--precision", type=click.Choice(["fp32", "int8"]), default="fp32", show_default=True)
+@click.option(
+    "--calib",
+    type=click.Path(path_type=Path),
+    help="INT8: folder of calibration images (not needed for a QDQ model or with --calib-cache).",
+)
+@click.option("--calib-method", type=click.Choice(METHODS), default="entropy", show_default=True)
+@click.option("--calib-count", type=click.IntRange(1, MAX_COUNT), default=DEFAULT_COUNT, show_default=True)
+@click.option(
+    "--calib-cache",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="INT8: ranges from a TensorRT calibration cache instead of images.",
+)
 @click.option("--batch", "batches", multiple=True, help="Optimization profile min:opt:max (repeat for several).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Plan file (default: MODEL with .plan).")
 @click.option("--timing-cache", type=click.Path(path_type=Path), help="Timing cache JSON file (read and/or written).")
@@ -50,6 +64,10 @@ def build(
     model: Path,
     check: bool,
     precision: str,
+    calib: Path | None,
+    calib_method: str,
+    calib_count: int,
+    calib_cache: Path | None,
     batches: tuple[str, ...],
     output: Path | None,
     timing_cache: Path | None,
@@ -70,11 +88,9 @@ def build(
         if not report.ok:
             raise UnsupportedOpError(f"{len(report.unsupported)} unsupported op type(s)", where=str(model))
         return
+    target_path = output or model.with_suffix(".plan")
     if precision == "int8":
-        raise UsageError(
-            "INT8 kernels are not in the cpu backend yet",
-            fix="build with --precision fp32 (a QDQ model then runs with float weights and fake-quantized activations)",
-        )
+        model = int8_model(model, calib, calib_method, calib_count, calib_cache, target_path)
     config = BuildConfig(
         batch=list(batches),
         timing_cache=str(timing_cache) if timing_cache else None,
@@ -83,7 +99,7 @@ def build(
     )
     info(f"building {model} ({precision}, cpu)")
     plan = build_engine(model, config)
-    target = write_plan(plan, output or model.with_suffix(".plan"))
+    target = write_plan(plan, target_path)
     out.print(f"Original: {plan.layers['original']} layers → after fusion: {plan.layers['fused']}")
     for profile, memory in zip(plan.profiles, plan.memory_plan, strict=True):
         counts = Counter(profile.tactics.values())
@@ -91,6 +107,33 @@ def build(
         arena = memory["arena_bytes"] / 2**20
         out.print(f"profile {profile.min}:{profile.opt}:{profile.max}: tactics {tactics}; activations {arena:.1f} MiB")
     out.print(f"wrote {target} ({target.stat().st_size / 2**20:.1f} MiB)")
+
+
+def int8_model(model: Path, calib: Path | None, method: str, count: int, cache: Path | None, target: Path) -> Path:
+    """The QDQ ONNX an INT8 build compiles: ``model`` itself when it is already QDQ, else a calibrated copy.
+
+    Calibration (``lanner calibrate``'s code) writes next to the plan, in ``<plan stem>_calib/``: the QDQ
+    ONNX, ``scales.json`` and a TensorRT-format cache, so a later build can reuse ``--calib-cache``.
+    """
+    from lanner.engine.calibrate.calibration import calibrate_model
+    from lanner.engine.onnx_import import load_onnx
+
+    if any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in load_onnx(model).nodes):
+        if calib is not None or cache is not None:
+            info("the model already has Q/DQ nodes: its own scales are used, --calib/--calib-cache are ignored")
+        return model
+    if calib is None and cache is None:
+        raise UsageError(
+            f"an INT8 build of {model.name} needs calibration data",
+            where=str(model),
+            fix="pass --calib DIR (500 images is typical) or --calib-cache FILE, or give a QDQ ONNX",
+        )
+    work = target.with_name(f"{target.stem}_calib")
+    total = None if cache is not None or calib is None else len(list_images(calib, count))
+    info(f"calibrating {model.name} ({'cache' if cache else method}) into {work}")
+    with progress_bar("calibrating", total) as advance:
+        report = calibrate_model(model, calib, work, method=method, count=count, cache=cache, progress=advance)
+    return Path(report.onnx_path)
 
 
 @click.command("bench")

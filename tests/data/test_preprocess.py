@@ -73,3 +73,18 @@ def test_module_example_runs():
     import lanner.data.preprocess as module
 
     assert doctest.testmod(module).failed == 0
+
+
+def test_large_downscales_box_filter_by_an_integer_factor_then_bilinear():
+    import cv2
+
+    rng = np.random.default_rng(0)
+    image = cv2.GaussianBlur(rng.integers(0, 256, (720, 1280, 3), dtype=np.uint8), (0, 0), 2)
+    out, scale = letterbox(image, (288, 512))
+    assert scale == 0.4 and out.shape == (288, 512, 3)
+    two_step = cv2.resize(cv2.resize(image, (640, 360), interpolation=cv2.INTER_AREA), (512, 288))
+    np.testing.assert_array_equal(out, two_step)  # the fast path: integer INTER_AREA, then bilinear
+    direct = cv2.resize(image, (512, 288), interpolation=cv2.INTER_AREA)
+    assert np.abs(out.astype(np.int16) - direct).mean() < 2.0  # and close to a single box filter
+    half, _ = letterbox(image, (360, 640))  # from half size up: one INTER_AREA pass, as before
+    np.testing.assert_array_equal(half, cv2.resize(image, (640, 360), interpolation=cv2.INTER_AREA))

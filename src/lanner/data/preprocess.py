@@ -77,9 +77,25 @@ def letterbox(image: np.ndarray, size_hw: tuple[int, int], pad_value: float = 11
     scale = min(out_h / h, out_w / w)
     new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
     out = np.full((out_h, out_w, image.shape[2]), pad_value, dtype=image.dtype)
-    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    out[:new_h, :new_w] = cv2.resize(image, (new_w, new_h), interpolation=interp) if scale != 1 else image
+    out[:new_h, :new_w] = _shrink(image, new_w, new_h, scale) if scale != 1 else image
     return out, scale
+
+
+def _shrink(image: np.ndarray, new_w: int, new_h: int, scale: float) -> np.ndarray:
+    """Resize to ``new_w x new_h``: box filter (INTER_AREA) when shrinking, bilinear when enlarging.
+
+    Below half size, OpenCV's INTER_AREA at a fractional factor costs ~4 ms per 720p frame (its general
+    path); at an integer factor it has a fast path (~0.5 ms). So the image is first box-filtered by the
+    largest integer factor k, then brought to size bilinearly (the remaining factor is in (0.5, 1], where
+    bilinear taps every source pixel). The starter detector scores the same on 720p frames either way
+    (mAP@.5 0.436 vs 0.435, docs/benchmarks.md); from half size up nothing changes.
+    """
+    if scale >= 0.5:
+        return cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    h, w = image.shape[:2]
+    k = int(1.0 / scale)
+    shrunk = cv2.resize(image, (max(1, w // k), max(1, h // k)), interpolation=cv2.INTER_AREA)
+    return cv2.resize(shrunk, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
 
 
 def resize_image(image: np.ndarray, spec: InputSpec) -> tuple[np.ndarray, tuple[float, float]]:

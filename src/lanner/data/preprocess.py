@@ -113,34 +113,21 @@ def to_network_input(
     images_bgr: Sequence[np.ndarray], spec: InputSpec, dtype: type = np.float32
 ) -> tuple[np.ndarray, list[tuple[float, float]]]:
     """Stack BGR uint8 images into the normalised NCHW batch the model expects; also return per-image scales."""
-    if not images_bgr:
-        raise DataError("no images to preprocess")
-    batch = np.empty((len(images_bgr), 3, *spec.size_hw), dtype=dtype)
-    scales = []
-    mean = np.asarray(spec.mean, np.float32)
-    inv_std = 1.0 / np.asarray(spec.std, np.float32)
-    for i, image in enumerate(images_bgr):
-        if image.ndim != 3 or image.shape[2] != 3:
-            raise DataError(f"image {i} must be HxWx3, got shape {image.shape}")
-        resized, scale = resize_image(image, spec)
-        planes = cv2.split(resized)  # contiguous B, G, R planes: no strided HWC -> CHW copy (~10x less CPU)
-        for c, plane in enumerate(reversed(planes) if spec.color_order == "RGB" else planes):
-            if batch.dtype == np.float32:  # the same float32 ops in the same order: the same bits
-                np.subtract(plane, mean[c], out=batch[i, c], dtype=np.float32)
-                np.multiply(batch[i, c], inv_std[c], out=batch[i, c])
-            else:
-                batch[i, c] = (plane.astype(np.float32) - mean[c]) * inv_std[c]
-        scales.append(scale)
-    return batch, scales
+    pixels, scales = to_network_pixels(images_bgr, spec)
+    mean = np.asarray(spec.mean, np.float32).reshape(3, 1, 1)
+    inv_std = (1.0 / np.asarray(spec.std, np.float32)).reshape(3, 1, 1)
+    batch = np.subtract(pixels, mean, dtype=np.float32)  # float32 subtract, then multiply: the same bits
+    np.multiply(batch, inv_std, out=batch)  # as ``normalise_pixels`` on a device
+    return (batch if dtype == np.float32 else batch.astype(dtype)), scales
 
 
 def to_network_pixels(
     images_bgr: Sequence[np.ndarray], spec: InputSpec
 ) -> tuple[np.ndarray, list[tuple[float, float]]]:
-    """Like ``to_network_input`` but stops before mean/std: uint8 NCHW in the model's colour order.
+    """Resized uint8 NCHW in the model's colour order, before mean/std; also the per-image scales.
 
-    Training loaders hand these to the device, a quarter of the float32 bytes, and normalise there with
-    ``normalise_pixels``; the result equals ``to_network_input`` bit for bit.
+    Training loaders hand these to the device, a quarter of the float32 bytes, and normalise there
+    (``lanner.train.data.normalise_pixels``); ``to_network_input`` normalises them here.
     """
     if not images_bgr:
         raise DataError("no images to preprocess")
@@ -150,7 +137,7 @@ def to_network_pixels(
         if image.ndim != 3 or image.shape[2] != 3:
             raise DataError(f"image {i} must be HxWx3, got shape {image.shape}")
         resized, scale = resize_image(image, spec)
-        planes = cv2.split(resized)
+        planes = cv2.split(resized)  # contiguous B, G, R planes: no strided HWC -> CHW copy (~10x less CPU)
         for c, plane in enumerate(reversed(planes) if spec.color_order == "RGB" else planes):
             batch[i, c] = plane
         scales.append(scale)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from lanner.engine.backends.cpu_activations import activation_fn, inplace_activation_fn
 from lanner.engine.backends.cpu_conv import _apply_epilogue
-from lanner.engine.backends.cpu_kernels import activation_fn, inplace_activation_fn
 
 torch = pytest.importorskip("torch")
 

@@ -23,7 +23,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from lanner.engine.backends.cpu_kernels import Fn, KernelContext, inplace_activation_fn, kernel
+from lanner.engine.backends.cpu_activations import inplace_activation_fn
+from lanner.engine.backends.cpu_kernels import Fn, KernelContext, kernel
 from lanner.engine.ir.graph import Node
 from lanner.engine.ops.nn import window_pads
 
@@ -44,7 +45,7 @@ def tactics_for(node: Node, ctx: KernelContext) -> tuple[str, ...]:
     names = TACTICS.get(node.key, ())
     if node.op_type not in ("Conv", "FusedConv"):
         return names
-    geometry = _conv_geometry(node, ctx)
+    geometry = conv_geometry(node, ctx)
     if geometry is None:
         return names[:1]
     return tuple(
@@ -116,7 +117,7 @@ def _apply_epilogue(y: Any, z: Any, act: Fn | None, residual: str) -> Any:
     return y
 
 
-def _conv_geometry(node: Node, ctx: KernelContext) -> dict[str, Any] | None:
+def conv_geometry(node: Node, ctx: KernelContext) -> dict[str, Any] | None:
     """Static conv geometry for a 2-D conv with a constant weight; None when it is not one."""
     x, w = ctx.value(node.inputs[0]), ctx.const(node.inputs[1])
     if x is None or x.shape is None or w is None or w.ndim != 4 or not ctx.is_float(node.inputs[0]):
@@ -140,7 +141,7 @@ def _conv_geometry(node: Node, ctx: KernelContext) -> dict[str, Any] | None:
 @kernel("Conv")
 @kernel("FusedConv", domain="ai.lanner")
 def _conv(node: Node, ctx: KernelContext) -> Fn | None:
-    geometry = _conv_geometry(node, ctx)
+    geometry = conv_geometry(node, ctx)
     if geometry is None:
         return None
     tactic = ctx.tactic or "aten.nchw"

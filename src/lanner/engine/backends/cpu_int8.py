@@ -32,7 +32,7 @@ import numpy as np
 
 from lanner.engine.backends.cpu_kernels import Fn, KernelContext, kernel
 from lanner.engine.ir.graph import Node, Value
-from lanner.engine.ops.nn import window_pads
+from lanner.engine.ops.quant import scalar_int8_params
 from lanner.engine.ops.registry import LANNER_DOMAIN
 
 QCONV = (LANNER_DOMAIN, "QConv")
@@ -66,17 +66,9 @@ def _dequantize(torch: Any, x: Any, scale: float, zero: int) -> Any:
     return (x.to(torch.float32) - zero) * np.float32(scale)
 
 
-def _scalar_int8_params(ctx: KernelContext, node: Node) -> tuple[float, int] | None:
-    scale = ctx.const(node.input(1))
-    zero = ctx.const(node.input(2)) if node.input(2) else None
-    if scale is None or scale.size != 1 or zero is None or zero.dtype != np.int8 or zero.size != 1:
-        return None
-    return float(scale.reshape(())), int(zero.reshape(()))
-
-
 @kernel("QuantizeLinear")
 def _quantize_linear(node: Node, ctx: KernelContext) -> Fn | None:
-    params = _scalar_int8_params(ctx, node)
+    params = scalar_int8_params(ctx.const, node)
     if params is None or not ctx.is_float(node.inputs[0]):
         return None  # uint8 / per-axis: the numpy reference kernel
     scale, zero = params
@@ -86,7 +78,7 @@ def _quantize_linear(node: Node, ctx: KernelContext) -> Fn | None:
 
 @kernel("DequantizeLinear")
 def _dequantize_linear(node: Node, ctx: KernelContext) -> Fn | None:
-    params = _scalar_int8_params(ctx, node)
+    params = scalar_int8_params(ctx.const, node)
     value = ctx.value(node.inputs[0])
     if params is None or value is None or value.dtype != np.int8:
         return None
@@ -102,24 +94,15 @@ def tactics_for(node: Node, ctx: KernelContext) -> tuple[str, ...]:
 
 
 def _geometry(node: Node, ctx: KernelContext) -> dict[str, Any] | None:
-    """Stride/padding/dilation/groups of a 2-D conv with static spatial dims and symmetric pads."""
-    x = ctx.value(node.inputs[0])
-    weight = ctx.const(node.inputs[1])
-    if x is None or x.shape is None or weight is None or weight.ndim != 4 or len(x.shape) != 4:
+    """Stride/padding/dilation/groups of a 2-D conv with static spatial dims and symmetric pads: ``cpu_conv``'s
+    geometry of the FP32 conv this QConv computes (asymmetric pads would need a pre-pad the int8 kernel lacks)."""
+    from lanner.engine.backends.cpu_conv import conv_geometry
+
+    view = _float_view(node, ctx)
+    g = conv_geometry(*view) if view is not None else None
+    if g is None or g["prepad"] is not None:
         return None
-    spatial = x.shape[2:]
-    if not all(isinstance(d, int) for d in spatial):
-        return None
-    kernel_shape = list(node.attr("kernel_shape") or weight.shape[2:])
-    pads, _ = window_pads(node, spatial, kernel_shape)  # type: ignore[arg-type]
-    if any(b != e for b, e in pads):
-        return None
-    return {
-        "stride": [int(s) for s in node.attr("strides", [1, 1])],
-        "padding": [b for b, _ in pads],
-        "dilation": [int(d) for d in node.attr("dilations", [1, 1])],
-        "groups": int(node.attr("group", 1)),
-    }
+    return {key: g[key] for key in ("stride", "padding", "dilation", "groups")}
 
 
 def _int8_plan(node: Node, ctx: KernelContext) -> dict[str, Any] | None:
@@ -182,7 +165,6 @@ def _int8_conv(node: Node, ctx: KernelContext, plan: dict[str, Any]) -> Fn:
     op = torch.ops.quantized.conv2d_relu if plan["relu"] else torch.ops.quantized.conv2d
     x_scale, x_zero = float(node.attr("x_scale")), int(node.attr("x_zero_point", 0))
     y_scale, y_zero = plan["y_scale"], plan["y_zero"] + ZERO_OFFSET
-
     x_zero_q = x_zero + ZERO_OFFSET
 
     def run(x: Any, *_: Any) -> Any:

@@ -17,11 +17,11 @@ from typing import Any
 
 import numpy as np
 
+from lanner.engine.backends.cpu_activations import Fn, activation_fn
 from lanner.engine.ir.graph import Graph, Node, Value
 from lanner.engine.ops.nn import window_pads
 from lanner.engine.ops.pointwise import decode_program
 
-Fn = Callable[..., Any]
 Factory = Callable[[Node, "KernelContext"], "Fn | None"]
 
 
@@ -63,39 +63,6 @@ def kernel(*op_types: str, domain: str = "") -> Callable[[Factory], Factory]:
         return factory
 
     return decorator
-
-
-def activation_fn(torch: Any, name: str, alpha: float, beta: float) -> Fn | None:
-    """The torch form of an epilogue/elementwise activation (``ops/fused.py`` names), or None."""
-    F = torch.nn.functional
-    table: dict[str, Fn] = {
-        "Relu": torch.relu,
-        "Sigmoid": torch.sigmoid,
-        "Tanh": torch.tanh,
-        "Silu": F.silu,
-        "HardSwish": F.hardswish,
-        "LeakyRelu": lambda x: F.leaky_relu(x, alpha),
-        "HardSigmoid": lambda x: torch.clamp(x * alpha + beta, 0.0, 1.0),
-        "Clip": lambda x: torch.clamp(x, alpha, beta),
-    }
-    return table.get(name)
-
-
-def inplace_activation_fn(torch: Any, name: str, alpha: float, beta: float) -> Fn | None:
-    """The in-place form of ``activation_fn`` (same names and results), for epilogues on a tensor the kernel has
-    just allocated: it overwrites its input and returns it, saving an output allocation and a memory pass."""
-    F = torch.nn.functional
-    table: dict[str, Fn] = {
-        "Relu": torch.relu_,
-        "Sigmoid": torch.sigmoid_,
-        "Tanh": torch.tanh_,
-        "Silu": lambda x: F.silu(x, inplace=True),
-        "HardSwish": lambda x: F.hardswish(x, inplace=True),
-        "LeakyRelu": lambda x: F.leaky_relu_(x, alpha),
-        "HardSigmoid": lambda x: x.mul_(alpha).add_(beta).clamp_(0.0, 1.0),
-        "Clip": lambda x: x.clamp_(alpha, beta),
-    }
-    return table.get(name)
 
 
 # -- elementwise -------------------------------------------------------------------------------------

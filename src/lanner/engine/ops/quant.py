@@ -9,7 +9,7 @@ Also ``ai.lanner.QConv``, the INT8 conv that QDQ folding produces (see ``qconv``
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -52,15 +52,38 @@ def _quantize_infer(node: Node, ins: Ins) -> list[TensorType]:
     return [(_output_dtype(node, None if zp is None else zp.dtype), x.shape)]
 
 
+def _to_integer(x: Array, scale: Array, zero_point: Array) -> Array:
+    """``saturate(round_half_to_even(x / scale) + zero_point)`` in the zero point's integer type."""
+    info = np.iinfo(zero_point.dtype)
+    y = np.round(np.asarray(x, dtype=np.float32) / scale) + zero_point.astype(np.float32)
+    return np.clip(y, info.min, info.max).astype(zero_point.dtype)
+
+
+def _to_real(x: Array, scale: Array, zero_point: Array) -> Array:
+    """``(x - zero_point) * scale`` in float32 (integer subtraction first, as the spec's formula)."""
+    return (np.asarray(x).astype(np.int32) - zero_point.astype(np.int32)).astype(np.float32) * scale
+
+
+def scalar_int8_params(constant: Callable[[str], Array | None], node: Node) -> tuple[float, int] | None:
+    """``(scale, zero point)`` of a Q/DQ node whose scale is a positive constant scalar and whose zero point
+    is a constant int8 scalar (``constant`` looks a value's data up by name), else None: the only form that
+    QDQ folding and the int8 kernels take."""
+    scale = constant(node.input(1))
+    zero = constant(node.input(2)) if node.input(2) else None
+    if scale is None or scale.size != 1 or zero is None or zero.dtype != np.int8 or zero.size != 1:
+        return None
+    if node.attr("block_size", 0) or float(scale.reshape(())) <= 0:
+        return None
+    return float(scale.reshape(())), int(zero.reshape(()))
+
+
 @onnx_op("QuantizeLinear", infer=_quantize_infer, check=_check)
 def quantize_linear(node: Node, xs: Inputs) -> Array:
     x = np.asarray(xs[0], dtype=np.float32)
     given = xs[2] if len(xs) > 2 else None
     zp = given if given is not None else np.zeros((), _output_dtype(node, None))
     scale = _per_axis(np.asarray(xs[1], dtype=np.float32), x, node)
-    info = np.iinfo(zp.dtype)
-    y = np.round(x / scale) + _per_axis(zp, x, node).astype(np.float32)
-    return np.clip(y, info.min, info.max).astype(zp.dtype)
+    return _to_integer(x, scale, _per_axis(zp, x, node))
 
 
 def _dequantize_infer(node: Node, ins: Ins) -> list[TensorType]:
@@ -74,8 +97,7 @@ def dequantize_linear(node: Node, xs: Inputs) -> Array:
     x = np.asarray(xs[0])
     scale = np.asarray(xs[1])
     zp = xs[2] if len(xs) > 2 and xs[2] is not None else np.zeros((), x.dtype)
-    y = (x.astype(np.int32) - _per_axis(zp, x, node).astype(np.int32)).astype(np.float32) * _per_axis(scale, x, node)
-    return y.astype(scale.dtype)
+    return _to_real(x, _per_axis(scale, x, node), _per_axis(zp, x, node)).astype(scale.dtype)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -89,12 +111,6 @@ def _qconv_infer(node: Node, ins: Ins) -> list[TensorType]:
     return [(np.dtype(np.int8) if node.attr("y_scale", 0.0) else np.dtype(np.float32), shape)]
 
 
-def requantize(y: Array, scale: float, zero_point: int) -> Array:
-    """ONNX QuantizeLinear to int8 with a scalar scale and zero point (round half to even, saturate)."""
-    q = np.round(np.asarray(y, dtype=np.float32) / np.float32(scale)) + zero_point
-    return np.clip(q, -128, 127).astype(np.int8)
-
-
 @onnx_op("QConv", infer=_qconv_infer, domain=LANNER_DOMAIN)
 def qconv(node: Node, xs: Inputs) -> Array:
     """``ai.lanner.QConv(X int8, W, [B], [Z])``: FusedConv on ``(X - x_zero_point) * x_scale``.
@@ -106,9 +122,7 @@ def qconv(node: Node, xs: Inputs) -> Array:
     """
     from lanner.engine.ops.fused import fused_conv
 
-    x = np.asarray(xs[0])
-    scale = np.float32(node.attr("x_scale"))
-    real = ((x.astype(np.int32) - int(node.attr("x_zero_point", 0))).astype(np.float32) * scale).astype(np.float32)
+    real = _to_real(xs[0], np.float32(node.attr("x_scale")), np.int8(node.attr("x_zero_point", 0)))
     y = fused_conv(node, [real, *xs[1:]])
     y_scale = float(node.attr("y_scale", 0.0))
-    return requantize(y, y_scale, int(node.attr("y_zero_point", 0))) if y_scale else y
+    return _to_integer(y, np.float32(y_scale), np.int8(node.attr("y_zero_point", 0))) if y_scale else y

@@ -21,21 +21,12 @@ from __future__ import annotations
 import numpy as np
 
 from lanner.engine.ir.graph import Graph, Node
+from lanner.engine.ops.quant import scalar_int8_params
 from lanner.engine.ops.registry import LANNER_DOMAIN
 from lanner.engine.passes.conv_fusion import _as_fused
 from lanner.engine.passes.rewrite import sole_consumer
 
 _CONVS = {("", "Conv"), (LANNER_DOMAIN, "FusedConv")}
-
-
-def _scalar_params(graph: Graph, node: Node) -> tuple[float, int] | None:
-    """``(scale, zero point)`` of a Q/DQ node with a constant scalar scale and int8 zero point, else None."""
-    scale, zero = graph.constant(node.input(1)), graph.constant(node.input(2)) if node.input(2) else None
-    if scale is None or scale.size != 1 or zero is None or zero.dtype != np.int8 or zero.size != 1:
-        return None
-    if node.attr("block_size", 0) or float(scale.reshape(())) <= 0:
-        return None
-    return float(scale.reshape(())), int(zero.reshape(()))
 
 
 def _foldable_conv(graph: Graph, node: Node) -> bool:
@@ -52,7 +43,7 @@ def _input_quantization(graph: Graph, producers: dict[str, Node], node: Node) ->
     dq = producers.get(node.input(0))
     if dq is None or dq.op_type != "DequantizeLinear" or dq.domain:
         return None
-    params = _scalar_params(graph, dq)
+    params = scalar_int8_params(graph.constant, dq)
     source = graph.values.get(dq.input(0))
     if params is None or source is None or source.dtype != np.int8 or source.is_constant:
         return None
@@ -74,7 +65,9 @@ def fold_qdq(graph: Graph) -> Graph:
         outputs = node.outputs
         q = sole_consumer(graph, consumers, node.outputs[0])
         q_params = (
-            _scalar_params(graph, q) if q is not None and q.op_type == "QuantizeLinear" and not q.domain else None
+            scalar_int8_params(graph.constant, q)
+            if q is not None and q.op_type == "QuantizeLinear" and not q.domain
+            else None
         )
         if q is not None and q_params is not None:
             attrs |= {"y_scale": q_params[0], "y_zero_point": q_params[1]}

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from lanner.core.errors import ConfigError, DataError
-from lanner.data.preprocess import InputSpec, boxes_to_image, letterbox, resize_image, to_network_input
+from lanner.data.preprocess import (
+    InputSpec,
+    boxes_to_image,
+    letterbox,
+    resize_image,
+    to_network_input,
+    to_network_pixels,
+)
 
 
 @pytest.mark.parametrize(
@@ -88,3 +95,15 @@ def test_large_downscales_box_filter_by_an_integer_factor_then_bilinear():
     assert np.abs(out.astype(np.int16) - direct).mean() < 2.0  # and close to a single box filter
     half, _ = letterbox(image, (360, 640))  # from half size up: one INTER_AREA pass, as before
     np.testing.assert_array_equal(half, cv2.resize(image, (640, 360), interpolation=cv2.INTER_AREA))
+
+
+@pytest.mark.parametrize("order", ["BGR", "RGB"])
+def test_raw_pixel_models_skip_the_normalisation_arithmetic_with_the_same_bits(order):
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (6, 10, 3), dtype=np.uint8) for _ in range(3)]
+    for mean, std in (((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)), ((1.0, 2.0, 3.0), (2.0, 2.0, 2.0))):
+        spec = InputSpec(size_hw=(6, 10), color_order=order, mean=mean, std=std)
+        pixels, _ = to_network_pixels(images, spec)
+        expected = np.subtract(pixels, np.float32(mean).reshape(3, 1, 1), dtype=np.float32)
+        expected *= (1.0 / np.float32(std)).reshape(3, 1, 1)
+        assert np.array_equal(to_network_input(images, spec)[0], expected)

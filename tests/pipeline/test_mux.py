@@ -222,16 +222,3 @@ def test_four_synthetic_videos_every_frame_exactly_once_in_order(tmp_path: Path)
         assert [f.frame_idx for f in got[i]] == list(range(len(expected[i])))
         assert all(np.array_equal(f.image, e) for f, e in zip(got[i], expected[i], strict=True))
     assert all(s["dropped"] == 0 and s["state"] == "eos" for s in mux.stats().values())
-
-
-@pytest.mark.parametrize("order", ["BGR", "RGB"])
-def test_stack_pixels_equals_the_full_normalisation(order: str) -> None:
-    from lanner.data.preprocess import InputSpec, to_network_input
-    from lanner.pipeline.mux import stack_pixels
-
-    rng = np.random.default_rng(0)
-    images = [rng.integers(0, 256, (6, 10, 3), dtype=np.uint8) for _ in range(3)]
-    spec = InputSpec(size_hw=(6, 10), color_order=order)
-    assert np.array_equal(stack_pixels(images, spec), to_network_input(images, spec)[0])
-    scaled = InputSpec(size_hw=(6, 10), color_order=order, mean=(1.0, 2.0, 3.0), std=(2.0, 2.0, 2.0))
-    assert np.array_equal(stack_pixels(images, scaled), to_network_input(images, scaled)[0])

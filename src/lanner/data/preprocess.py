@@ -114,6 +114,8 @@ def to_network_input(
 ) -> tuple[np.ndarray, list[tuple[float, float]]]:
     """Stack BGR uint8 images into the normalised NCHW batch the model expects; also return per-image scales."""
     pixels, scales = to_network_pixels(images_bgr, spec)
+    if all(m == 0.0 for m in spec.mean) and all(s == 1.0 for s in spec.std):  # YOLOX: raw 0-255 pixels
+        return pixels.astype(dtype), scales  # (x - 0) * 1 is x: one conversion pass, the same bits
     mean = np.asarray(spec.mean, np.float32).reshape(3, 1, 1)
     inv_std = (1.0 / np.asarray(spec.std, np.float32)).reshape(3, 1, 1)
     batch = np.subtract(pixels, mean, dtype=np.float32)  # float32 subtract, then multiply: the same bits

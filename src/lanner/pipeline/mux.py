@@ -12,9 +12,7 @@ With an ``InputSpec`` each batch carries ``tensor_nchw`` (letterboxed, normalise
 (the letterbox) runs in each source's decode thread (``preprocess_in_source``), where it overlaps with
 decoding and inference, and the muxer only normalises the already-sized images straight into the batch
 (an image already at the input size passes ``resize_image`` unchanged, so the tensor is bit-identical);
-``bench/decode.py`` measures both placements. When the model's mean is 0 and std 1 (YOLOX), normalising
-is a plain uint8 -> float32 copy (``stack_pixels``): one pass instead of a subtract and a multiply, the
-same bits. ``meta["eos"]`` lists the sources that ended (EOS, failure
+``bench/decode.py`` measures both placements. ``meta["eos"]`` lists the sources that ended (EOS, failure
 or removal) since the previous batch and ``meta["failed"]`` maps failed ones to their error line; a batch
 may carry no frames when it only reports EOS. ``done`` is true once every source ended and was drained.
 
@@ -33,8 +31,6 @@ import threading
 import time
 from typing import Any
 
-import cv2
-import numpy as np
 from pydantic import model_validator
 
 from lanner.core.config import Section
@@ -230,33 +226,10 @@ class Muxer:
         tensor = None
         if self.input_spec is not None and frames:
             if all(item.prepared is not None for item in items):  # resized in the decode threads
-                tensor = stack_pixels([item.prepared[0] for item in items], self.input_spec)
+                tensor, _ = to_network_input([item.prepared[0] for item in items], self.input_spec)
                 meta["scales"] = [item.prepared[1] for item in items]
             else:
                 tensor, meta["scales"] = to_network_input([f.image for f in frames], self.input_spec)
         self.batches += 1
         self.frames_out += len(frames)
         return Batch(frames=frames, tensor_nchw=tensor, meta=meta)
-
-
-def stack_pixels(images_bgr: list[np.ndarray], spec: InputSpec) -> np.ndarray:
-    """Images already at the input size -> the float32 NCHW batch, equal to ``to_network_input``'s.
-
-    With mean 0 and std 1 each plane is converted in one pass (no subtract, no multiply); otherwise
-    ``to_network_input`` does it.
-
-    Example:
-        >>> spec = InputSpec(size_hw=(2, 3), color_order="RGB")
-        >>> image = np.arange(18, dtype=np.uint8).reshape(2, 3, 3)
-        >>> bool((stack_pixels([image], spec) == to_network_input([image], spec)[0]).all())
-        True
-    """
-    identity = all(m == 0.0 for m in spec.mean) and all(s == 1.0 for s in spec.std)
-    if not identity or any(image.shape[:2] != tuple(spec.size_hw) for image in images_bgr):
-        return to_network_input(images_bgr, spec)[0]
-    batch = np.empty((len(images_bgr), 3, *spec.size_hw), dtype=np.float32)
-    for i, image in enumerate(images_bgr):
-        planes = cv2.split(image)  # contiguous planes: the conversion below reads them in one pass
-        for c, plane in enumerate(reversed(planes) if spec.color_order == "RGB" else planes):
-            np.copyto(batch[i, c], plane, casting="unsafe")
-    return batch

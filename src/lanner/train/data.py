@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,9 +112,16 @@ def normalise_pixels(images: torch.Tensor, spec: InputSpec) -> torch.Tensor:
     """uint8 NCHW (from the training sets) → the float32 input the model expects; floats pass through."""
     if images.dtype != torch.uint8:
         return images
-    mean = torch.tensor(spec.mean, dtype=torch.float32, device=images.device).view(1, 3, 1, 1)
-    inv_std = torch.from_numpy(1.0 / np.asarray(spec.std, np.float32)).to(images.device).view(1, 3, 1, 1)
+    mean, inv_std = _normalisation(spec, images.device)
     return (images.float() - mean) * inv_std  # to_network_input's float32 ops, in its order
+
+
+@functools.lru_cache(maxsize=8)
+def _normalisation(spec: InputSpec, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``spec``'s mean and 1/std as (1, 3, 1, 1) float32 tensors on ``device``, made once, not every step."""
+    mean = torch.tensor(spec.mean, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+    inv_std = torch.from_numpy(1.0 / np.asarray(spec.std, np.float32)).to(device).view(1, 3, 1, 1)
+    return mean, inv_std
 
 
 def read_images(paths: Sequence[Path], threads: int = 8) -> list[np.ndarray]:

@@ -29,13 +29,13 @@ from lanner.core.assets import resolve_asset
 from lanner.core.detections import Detections
 from lanner.data.synth.mot import read_gt
 from lanner.data.synth.video import VideoSynthConfig, generate_videos
+from lanner.data.synth.world import CLASSES  # gt.txt's class column is 1 + an index into this
 from lanner.pipeline.infer import Detector, DetectorConfig
 from lanner.pipeline.metrics import evaluate_mot
 from lanner.pipeline.track import create_tracker
 from lanner.pipeline.track.matching import box_iou
 
 CACHE = Path("/tmp/lanner_bench_tracking")
-CLASSES = ("car", "bicycle", "person", "road_sign")  # the synthetic world's class order (gt.txt class - 1)
 
 
 def render(cameras: int, seconds: float, seed: int) -> list[Path]:

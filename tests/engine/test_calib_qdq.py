@@ -129,8 +129,11 @@ def test_a_tensor_read_by_two_convs_gets_one_pair():
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 7
     onnx.checker.check_model(model)
-    qgraph, weights = insert_qdq(load_onnx(model), {"x": 1.0})
-    assert qgraph.op_counts() == {"QuantizeLinear": 1, "DequantizeLinear": 2, "Conv": 2, "Add": 1}
+    # x: one pair for both convs; b: the skip of the residual add that c1 fuses (c1's own output stays float)
+    qgraph, weights = insert_qdq(load_onnx(model), {"x": 1.0, "b": 3.0})
+    assert qgraph.op_counts() == {"QuantizeLinear": 2, "DequantizeLinear": 3, "Conv": 2, "Add": 1}
+    add = next(n for n in qgraph.nodes if n.op_type == "Add")
+    assert add.inputs[0] == "a" and add.inputs[1] != "b"
     assert len(weights) == 1
     x = np.random.default_rng(0).uniform(-1, 1, (1, 3, 4, 4)).astype(np.float32)
     np.testing.assert_allclose(run_ort(to_onnx(qgraph), x), run_ort(model, x), atol=0.05)
@@ -152,3 +155,39 @@ def test_resnet10_int8_top1_agreement_on_synthetic_images(tmp_path):
     agreement = float(np.mean(fp32.argmax(1) == int8.argmax(1)))
     assert agreement >= 0.9, agreement
     assert rel_l2(int8, fp32) < 0.1
+
+
+def _residual_block(extra_reader: bool):
+    """x → Conv(c1) → a; Add(x, a) → y (MobileNetV2's order: the skip first); optionally a Relu reads a too."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.full((3, 3, 1, 1), 0.1, np.float32), "w")
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["a"], name="c1"),
+        helper.make_node("Add", ["x", "a"], ["y"], name="add"),
+    ]
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 4, 4])]
+    if extra_reader:
+        nodes.append(helper.make_node("Relu", ["a"], ["r"], name="relu"))
+        outputs.append(helper.make_tensor_value_info("r", TensorProto.FLOAT, [1, 3, 4, 4]))
+    g = helper.make_graph(
+        nodes, "t", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])], outputs, [w]
+    )
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 7
+    return model
+
+
+@pytest.mark.parametrize(("extra_reader", "slots"), [(False, {"add": 0}), (True, {})])
+def test_the_skip_input_of_a_residual_add_is_quantized_only_when_the_conv_feeds_the_add_alone(extra_reader, slots):
+    from lanner.engine.calibrate.qdq import activations_to_quantize, residual_slots
+
+    graph = load_onnx(_residual_block(extra_reader))
+    assert residual_slots(graph) == slots
+    assert residual_slots(graph, {"add"}) == {}  # a pinned Add keeps its float inputs
+    assert activations_to_quantize(graph) == ["x"]  # x is both the conv's input and the skip: one pair
+    qgraph, _ = insert_qdq(graph, {"x": 1.0})
+    add = next(n for n in qgraph.nodes if n.op_type == "Add")
+    conv = next(n for n in qgraph.nodes if n.op_type == "Conv")
+    assert (add.inputs[0] == conv.inputs[0]) is (not extra_reader)  # the skip reads the conv's DQ output
+    assert add.inputs[1] == "a"

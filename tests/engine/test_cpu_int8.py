@@ -20,7 +20,8 @@ from lanner.engine.runtime import Engine
 
 
 def block_model() -> onnx.ModelProto:
-    """stem conv+relu → 1x1 expand+ReLU6 → 3x3 depthwise+ReLU6 → 1x1 project + residual → GAP → Gemm."""
+    """stem conv+relu → 1x1 expand+ReLU6 → 3x3 depthwise+ReLU6 → 1x1 project + residual → 1x1 head+relu → GAP
+    → Gemm."""
     rng = np.random.default_rng(0)
 
     def he(*shape: int) -> np.ndarray:
@@ -31,6 +32,7 @@ def block_model() -> onnx.ModelProto:
 
     inits = {"w1": he(16, 3, 3, 3), "b1": bias(16), "w2": he(32, 16, 1, 1), "b2": bias(32), "w3": he(32, 1, 3, 3)}
     inits |= {"b3": bias(32), "w4": he(16, 32, 1, 1), "b4": bias(16), "fc_w": he(5, 16), "fc_b": bias(5)}
+    inits |= {"w5": he(16, 16, 1, 1), "b5": bias(16)}
     inits |= {"lo": np.array(0, np.float32), "hi": np.array(6, np.float32)}
     nodes = [
         helper.make_node("Conv", ["images", "w1", "b1"], ["c1"], name="stem", pads=[1, 1, 1, 1], strides=[2, 2]),
@@ -41,7 +43,9 @@ def block_model() -> onnx.ModelProto:
         helper.make_node("Clip", ["c3", "lo", "hi"], ["r3"], name="dw_relu6"),
         helper.make_node("Conv", ["r3", "w4", "b4"], ["c4"], name="project"),
         helper.make_node("Add", ["c4", "r1"], ["sum"], name="residual"),
-        helper.make_node("GlobalAveragePool", ["sum"], ["pool"], name="gap"),
+        helper.make_node("Conv", ["sum", "w5", "b5"], ["c5"], name="head"),
+        helper.make_node("Relu", ["c5"], ["r5"], name="head_relu"),
+        helper.make_node("GlobalAveragePool", ["r5"], ["pool"], name="gap"),
         helper.make_node("Flatten", ["pool"], ["flat"], name="flatten"),
         helper.make_node("Gemm", ["flat", "fc_w", "fc_b"], ["logits"], name="fc", transB=1),
     ]
@@ -101,7 +105,8 @@ def by_name(graph) -> dict:
 
 def test_fold_qdq_makes_int8_convs_that_pass_int8_tensors(folded, qdq_onnx) -> None:
     nodes = by_name(folded)
-    assert [n.name.split(" + ")[0] for n in folded.nodes if n.op_type == "QConv"] == ["stem", "expand", "dw", "project"]
+    names = [n.name.split(" + ")[0] for n in folded.nodes if n.op_type == "QConv"]
+    assert names == ["stem", "expand", "dw", "project", "head"]
     qdq = load_onnx(qdq_onnx)
     scale = {n.inputs[0]: float(qdq.constant(n.inputs[1])) for n in qdq.nodes if n.op_type == "QuantizeLinear"}
     assert nodes["expand"].attr("x_scale") == pytest.approx(scale["r1"])
@@ -109,12 +114,17 @@ def test_fold_qdq_makes_int8_convs_that_pass_int8_tensors(folded, qdq_onnx) -> N
     assert nodes["expand"].attr("y_scale") == pytest.approx(scale["r2"])
     assert folded.values[nodes["expand"].outputs[0]].dtype == np.int8
     assert nodes["dw"].inputs[0] == nodes["expand"].outputs[0]  # ... which the depthwise conv reads directly
-    # the stem's output also feeds the residual add (FP32), and project's output is FP32: no requant there
-    assert not nodes["stem"].attr("y_scale", 0.0) and not nodes["project"].attr("y_scale", 0.0)
-    assert nodes["project"].attr("residual") != "none"
+    # the stem's output is also the residual add's skip, which calibration quantizes too (TensorRT's Q/DQ
+    # placement): both readers go through r1's Q/DQ, so the stem writes int8 and project reads an int8 skip
+    assert nodes["stem"].attr("y_scale") == pytest.approx(scale["r1"])
+    assert nodes["project"].attr("residual") == "before_activation"
+    assert nodes["project"].inputs[3] == nodes["stem"].outputs[0]
+    assert nodes["project"].attr("z_scale") == pytest.approx(scale["r1"])
+    assert nodes["project"].attr("y_scale") == pytest.approx(scale["sum"])  # the sum is read only by head's Q
+    assert not nodes["head"].attr("y_scale", 0.0)  # head's output goes to GlobalAveragePool: FP32
     ops = folded.op_counts()
     assert ops["DequantizeLinear"] == 1  # only the Gemm's input keeps its Q/DQ pair (not folded)
-    assert ops["QuantizeLinear"] == 3  # images, r1 (stem out), flat
+    assert ops["QuantizeLinear"] == 2  # images and flat; r1's and sum's moved into stem and project
 
 
 def test_fold_qdq_keeps_the_arithmetic(folded, qdq_onnx, feeds) -> None:
@@ -160,10 +170,11 @@ def test_cpu_int8_kernels_agree_with_the_qdq_model(folded, qdq_onnx, fp32_graph,
     # int8 kernels where the output is int8 and the epilogue is Relu/ReLU6; FP32 for float outputs
     first = {name: tactics[0] for name, tactics in offered.items()}
     assert first == {
-        "stem": "fp32:aten.nchw",
+        "stem": "int8.fbgemm",
         "expand": "int8.fbgemm",
         "dw": "int8.fbgemm",
-        "project": "fp32:aten.nchw",
+        "project": "int8.fbgemm",  # conv → int8 → quantized add with the int8 skip
+        "head": "fp32:aten.nchw",
     }
     assert all(t.startswith("fp32:") for name, tactics in offered.items() for t in tactics if t != "int8.fbgemm")
     assert "fp32:aten.nhwc" in offered["expand"]  # every FP32 conv tactic stays a candidate
@@ -198,3 +209,19 @@ def test_builder_times_int8_against_fp32_and_the_plan_round_trips(qdq_onnx, feed
     path = write_plan(plan, tmp_path / "block.plan")
     out = Engine(read_plan(path)).infer(feeds)["logits"]
     assert rel(out, qdq_exact(qdq_onnx, feeds)) < 0.05
+
+
+@pytest.mark.parametrize(
+    ("change", "int8"),
+    [
+        ({}, True),
+        ({"z_scale": 0.0}, False),  # a float skip: the int8 add cannot take it
+        ({"residual": "after_activation", "activation": "Relu"}, False),  # conv → relu → add: not this kernel
+    ],
+)
+def test_int8_residual_kernel_needs_an_int8_skip_added_before_the_activation(folded, change, int8) -> None:
+    cpu = get_backend("cpu")
+    node = by_name(folded)["project"]
+    node = node.evolve(attrs={**node.attrs, **change})
+    graph = folded.with_nodes([node if n.name == node.name else n for n in folded.nodes])
+    assert (cpu_int8.INT8_TACTIC in cpu.tactics(node, cpu.context(graph))) is int8

@@ -10,8 +10,11 @@ activation is quantized once where the chain starts (``QuantizeLinear``) and deq
 
 - ``int8.fbgemm``: ``torch.ops.quantized.conv2d[_relu]`` with weights pre-packed once (per-channel int8),
   the requant to the output scale in the kernel's epilogue. Offered when the output is int8 (``y_scale``),
-  there is no residual input and the activation is none, Relu, or a Clip that saturation makes a Relu
-  (ReLU6 with ``y_scale * 127 <= 6``, what calibration gives).
+  the activation is none, Relu, or a Clip that saturation makes a Relu (ReLU6 with ``y_scale * 127 <= 6``,
+  what calibration gives), and a residual input, if any, is int8 too (``z_scale``; added before the
+  activation). A residual conv runs as conv → int8 at an intermediate scale → ``quantized.add[_relu]`` with
+  the skip: the intermediate range ``amax_y + amax_z`` loses nothing the output keeps, because a conv value
+  beyond it saturates the sum anyway (|z| <= amax_z); it costs one extra rounding of the conv's output.
 - ``fp32:<tactic>``: dequantize, then the FP32 conv kernel ``<tactic>`` of ``cpu_conv.py`` (``aten.nchw``,
   ``onednn.fused``, ...) with the dequantized weights and the epilogue, then re-quantize when the output is
   int8: the QDQ arithmetic as ONNX Runtime runs it unfused, and the only choice for float-output convs.
@@ -109,7 +112,10 @@ def _int8_plan(node: Node, ctx: KernelContext) -> dict[str, Any] | None:
     """What the int8 kernel needs (geometry, relu or not), or None when it cannot run ``node``'s epilogue
     (a residual input, a float output, an activation other than none/Relu/saturating ReLU6)."""
     y_scale = float(node.attr("y_scale", 0.0))
-    if not y_scale or node.attr("residual", "none") != "none" or len(node.inputs) > 3:
+    residual, z_scale = node.attr("residual", "none"), float(node.attr("z_scale", 0.0))
+    if not y_scale or len(node.inputs) > 4:
+        return None
+    if residual != "none" and not (residual == "before_activation" and z_scale and node.input(3)):
         return None
     if not hasattr(ctx.torch.ops.quantized, "conv2d_prepack"):
         return None
@@ -122,7 +128,12 @@ def _int8_plan(node: Node, ctx: KernelContext) -> dict[str, Any] | None:
     relu6_is_relu = act == "Clip" and lo == 0.0 and (math.isinf(hi) or round(hi / y_scale) + y_zero >= 127)
     if act not in ("", "Relu") and not relu6_is_relu:
         return None
-    return {**geometry, "relu": act != "", "y_scale": y_scale, "y_zero": y_zero}
+    plan = {**geometry, "relu": act != "", "y_scale": y_scale, "y_zero": y_zero, "residual": residual != "none"}
+    if plan["residual"]:
+        z_zero = int(node.attr("z_zero_point", 0))
+        amax = y_scale * (128 + abs(y_zero)) + z_scale * (128 + abs(z_zero))
+        plan |= {"z_scale": z_scale, "z_zero": z_zero, "sum_scale": amax / 127.0}
+    return plan
 
 
 @functools.lru_cache(maxsize=1)
@@ -159,24 +170,44 @@ def _qconv(node: Node, ctx: KernelContext) -> Fn | None:
     return _fp32_conv(node, ctx)
 
 
+def _as_quint8(torch: Any, x: Any, scale: float, zero: int) -> Any:
+    """``x`` as the quint8 tensor this backend passes between int8 kernels, at ``scale``/``zero`` (ONNX int8)."""
+    if not x.is_quantized or x.q_scale() != scale or x.q_zero_point() != zero + ZERO_OFFSET:
+        # an int8 graph input, a numpy fallback's output, or a Q whose scale differs from this DQ's
+        x = _quantize(torch, _dequantize(torch, x, scale, zero), scale, zero)
+    return x
+
+
 def _int8_conv(node: Node, ctx: KernelContext, plan: dict[str, Any]) -> Fn:
     torch = ctx.torch
     packed = _packed_weights(node, ctx, plan)
-    op = torch.ops.quantized.conv2d_relu if plan["relu"] else torch.ops.quantized.conv2d
     x_scale, x_zero = float(node.attr("x_scale")), int(node.attr("x_zero_point", 0))
     y_scale, y_zero = plan["y_scale"], plan["y_zero"] + ZERO_OFFSET
-    x_zero_q = x_zero + ZERO_OFFSET
+    if plan["residual"]:
+        return _int8_residual_conv(torch, packed, (x_scale, x_zero), plan)
+    op = torch.ops.quantized.conv2d_relu if plan["relu"] else torch.ops.quantized.conv2d
 
     def run(x: Any, *_: Any) -> Any:
-        if not x.is_quantized or x.q_scale() != x_scale or x.q_zero_point() != x_zero_q:
-            # an int8 graph input, a numpy fallback's output, or a Q whose scale differs from this DQ's
-            x = _quantize(torch, _dequantize(torch, x, x_scale, x_zero), x_scale, x_zero)
-        return op(x, packed, y_scale, y_zero)
+        return op(_as_quint8(torch, x, x_scale, x_zero), packed, y_scale, y_zero)
 
     return run
 
 
-_QUANT_ATTRS = ("x_scale", "x_zero_point", "y_scale", "y_zero_point")
+def _int8_residual_conv(torch: Any, packed: Any, x_params: tuple[float, int], plan: dict[str, Any]) -> Fn:
+    """conv (int8 at ``sum_scale``) → ``quantized.add[_relu]`` with the int8 skip → int8 at the output scale."""
+    add = torch.ops.quantized.add_relu if plan["relu"] else torch.ops.quantized.add
+    conv = torch.ops.quantized.conv2d
+    sum_scale, z_scale, z_zero = plan["sum_scale"], plan["z_scale"], plan["z_zero"]
+    y_scale, y_zero = plan["y_scale"], plan["y_zero"] + ZERO_OFFSET
+
+    def run(x: Any, _w: Any = None, _b: Any = None, z: Any = None) -> Any:
+        partial = conv(_as_quint8(torch, x, *x_params), packed, sum_scale, ZERO_OFFSET)
+        return add(partial, _as_quint8(torch, z, z_scale, z_zero), y_scale, y_zero)
+
+    return run
+
+
+_QUANT_ATTRS = ("x_scale", "x_zero_point", "y_scale", "y_zero_point", "z_scale", "z_zero_point")
 
 
 def _float_view(node: Node, ctx: KernelContext) -> tuple[Node, KernelContext] | None:
@@ -187,6 +218,9 @@ def _float_view(node: Node, ctx: KernelContext) -> tuple[Node, KernelContext] | 
         return None
     f32 = np.dtype(np.float32)
     values = {**ctx.graph.values, x.name: Value(x.name, f32, x.shape), y.name: Value(y.name, f32, y.shape)}
+    z = ctx.value(node.input(3)) if node.input(3) else None
+    if z is not None:
+        values[z.name] = Value(z.name, f32, z.shape)
     attrs = {k: v for k, v in node.attrs.items() if k not in _QUANT_ATTRS}
     fused = node.evolve(op_type="FusedConv", attrs=attrs)
     return fused, KernelContext(ctx.graph.replace(values=values), ctx.torch, ctx.constants, ctx.tactic)
@@ -216,8 +250,11 @@ def _fp32_conv(node: Node, ctx: KernelContext) -> Fn | None:
     torch = ctx.torch
     x_scale, x_zero = float(node.attr("x_scale")), int(node.attr("x_zero_point", 0))
     y_scale, y_zero = float(node.attr("y_scale", 0.0)), int(node.attr("y_zero_point", 0))
+    z_scale, z_zero = float(node.attr("z_scale", 0.0)), int(node.attr("z_zero_point", 0))
 
     def run(x: Any, *rest: Any) -> Any:
+        if z_scale and len(rest) > 2 and rest[2] is not None:
+            rest = (*rest[:2], _dequantize(torch, rest[2], z_scale, z_zero), *rest[3:])
         y = inner(_dequantize(torch, x, x_scale, x_zero), *rest)
         if y.is_mkldnn:  # a oneDNN blocked-layout result: int8 and FP32 consumers want it dense
             y = y.to_dense()

@@ -7,6 +7,12 @@ weights per output channel (symmetric, values in [-127, 127]), stored as int8 in
 DequantizeLinear. Biases stay FP32. The builder folds the pairs into INT8 kernels; ONNX Runtime runs
 the file as it is. A node can be pinned to FP32 by its name or its op type (``exclude``).
 
+Residual adds: where a conv's output feeds only an ``Add`` (ResNet's and MobileNetV2's skip connections), the
+*other* input of that Add (the skip) gets a Q/DQ pair too, as TensorRT's Q/DQ guide places them ("quantize the
+residual input so the add fuses into the conv"). The conv then reads an int8 skip in its epilogue, the tensor
+before the Add is read only through Q/DQ, and a block's output can stay int8 from one block to the next. The
+conv's own output is left unquantized so the add fuses into it without a second rounding.
+
 Example:
     >>> qgraph = insert_qdq(graph, amax={"images": 2.64, "/relu/Relu_output_0": 5.1})  # doctest: +SKIP
     >>> qgraph.op_counts()["DequantizeLinear"]  # doctest: +SKIP
@@ -25,6 +31,7 @@ from lanner.core.errors import ConfigError, DataError
 from lanner.engine.calibrate.methods import INT8_MAX
 from lanner.engine.ir.graph import Graph, Node, Value
 from lanner.engine.ir.verify import verify
+from lanner.engine.passes.rewrite import sole_consumer
 
 ACTIVATION_INPUTS: dict[str, tuple[int, ...]] = {"Conv": (0,), "ConvTranspose": (0,), "Gemm": (0,), "MatMul": (0, 1)}
 """op_type → input slots whose run-time (non-constant) tensors are quantized per tensor."""
@@ -71,11 +78,50 @@ def quantized_nodes(graph: Graph, pinned: set[str] = frozenset()) -> list[Node]:
     return [n for n in graph.nodes if n.op_type in ACTIVATION_INPUTS and not n.domain and n.name not in pinned]
 
 
+def residual_slots(graph: Graph, pinned: set[str] = frozenset()) -> dict[str, int]:
+    """Add node name → the input slot of its skip, for each two-input Add that a quantized Conv's output feeds
+    alone (the conv that ``fuse_residual_add`` will fuse the add into; same order of preference: first input)."""
+    producers, consumers = graph.producers(), graph.consumers()
+    slots: dict[str, int] = {}
+    for add in graph.nodes:
+        if add.op_type != "Add" or add.domain or len(add.inputs) != 2 or add.name in pinned:
+            continue
+        for conv_slot in (0, 1):
+            conv = producers.get(add.inputs[conv_slot])
+            skip = graph.values.get(add.inputs[1 - conv_slot])
+            if (
+                conv is not None
+                and conv.op_type == "Conv"
+                and not conv.domain
+                and conv.name not in pinned
+                and sole_consumer(graph, consumers, add.inputs[conv_slot]) is add
+                and skip is not None
+                and not skip.is_constant
+                and add.inputs[0] != add.inputs[1]
+            ):
+                slots[add.name] = 1 - conv_slot
+                break
+    return slots
+
+
+def _quantized_slots(graph: Graph, pinned: set[str]) -> list[tuple[Node, tuple[int, ...]]]:
+    """(node, activation slots to quantize) for the weighted ops and the residual adds, in graph order."""
+    residual = residual_slots(graph, pinned)
+    chosen = {id(n) for n in quantized_nodes(graph, pinned)}
+    result: list[tuple[Node, tuple[int, ...]]] = []
+    for node in graph.nodes:
+        if id(node) in chosen:
+            result.append((node, ACTIVATION_INPUTS[node.op_type]))
+        elif node.name in residual and node.op_type == "Add":
+            result.append((node, (residual[node.name],)))
+    return result
+
+
 def activations_to_quantize(graph: Graph, pinned: set[str] = frozenset()) -> list[str]:
     """The run-time float32 tensors that get a Q/DQ pair, in graph order, each once."""
     result: list[str] = []
-    for node in quantized_nodes(graph, pinned):
-        for slot in ACTIVATION_INPUTS[node.op_type]:
+    for node, slots in _quantized_slots(graph, pinned):
+        for slot in slots:
             name = node.input(slot)
             value = graph.values.get(name) if name else None
             if value is not None and not value.is_constant and value.dtype == np.float32 and name not in result:
@@ -125,10 +171,11 @@ def insert_qdq(
     builder = _QdqBuilder(graph)
     for name in activations:
         builder.add_activation(name, amax[name])
+    slots = {id(node): node_slots for node, node_slots in _quantized_slots(graph, pinned)}
     nodes: list[Node] = []
     for node in graph.nodes:
-        if node.op_type in ACTIVATION_INPUTS and not node.domain and node.name not in pinned:
-            node = builder.rewire(node)
+        if id(node) in slots:
+            node = builder.rewire(node, slots[id(node)])
         nodes.extend(builder.take_pending(node))
         nodes.append(node)
     result = graph.with_nodes(nodes, builder.values)
@@ -168,12 +215,14 @@ class _QdqBuilder:
         ]
         self.replacement[(name, None)] = dq.name
 
-    def rewire(self, node: Node) -> Node:
+    def rewire(self, node: Node, slots: tuple[int, ...]) -> Node:
         inputs = list(node.inputs)
-        for slot in ACTIVATION_INPUTS[node.op_type]:
+        for slot in slots:
             key = (node.input(slot), None)
             if key in self.replacement:
                 inputs[slot] = self.replacement[key]
+        if node.op_type not in ACTIVATION_INPUTS:
+            return node.evolve(inputs=tuple(inputs))  # a residual Add: no weight
         weight = self.graph.constant(node.input(WEIGHT_INPUT))
         if weight is not None and weight.dtype == np.float32 and weight.ndim >= 1:
             inputs[WEIGHT_INPUT] = self._weight(node, weight)

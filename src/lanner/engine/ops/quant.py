@@ -118,11 +118,16 @@ def qconv(node: Node, xs: Inputs) -> Array:
     Attributes: FusedConv's, plus ``x_scale``/``x_zero_point`` (the folded DequantizeLinear of X) and,
     when the only reader of the output was a QuantizeLinear, ``y_scale``/``y_zero_point`` (non-zero
     ``y_scale``: the output is that int8 tensor). ``W`` holds the dequantized per-channel int8 weights,
-    so this is exactly the QDQ graph's arithmetic; backends may run it with integer kernels.
+    so this is exactly the QDQ graph's arithmetic; backends may run it with integer kernels. A non-zero
+    ``z_scale`` (with ``z_zero_point``) marks the residual input Z as int8 too (its folded DequantizeLinear).
     """
     from lanner.engine.ops.fused import fused_conv
 
     real = _to_real(xs[0], np.float32(node.attr("x_scale")), np.int8(node.attr("x_zero_point", 0)))
-    y = fused_conv(node, [real, *xs[1:]])
+    rest = list(xs[1:])
+    z_scale = float(node.attr("z_scale", 0.0))
+    if z_scale and len(rest) > 2 and rest[2] is not None:
+        rest[2] = _to_real(rest[2], np.float32(z_scale), np.int8(node.attr("z_zero_point", 0)))
+    y = fused_conv(node, [real, *rest])
     y_scale = float(node.attr("y_scale", 0.0))
     return _to_integer(y, np.float32(y_scale), np.int8(node.attr("y_zero_point", 0))) if y_scale else y

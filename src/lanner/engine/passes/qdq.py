@@ -12,6 +12,10 @@ epilogue). Consecutive quantized convs then pass int8 tensors to each other, whi
 kernel pay off (TensorRT's "Q/DQ propagation and fusion"). The arithmetic is unchanged (``ops/quant.qconv``);
 a DequantizeLinear nobody reads any more is removed by ``eliminate_dead_nodes``.
 
+A residual input (the skip a conv's epilogue adds, ``fuse_residual_add``) that comes from an int8
+DequantizeLinear is read as that int8 tensor too (``z_scale``/``z_zero_point``): ``lanner calibrate`` puts a Q/DQ
+pair on the skip, as TensorRT's Q/DQ guide does, so a residual block runs int8 from input to output.
+
 Folded only: a per-tensor (scalar) scale, an int8 zero point, a 2-D conv with constant weights (and bias).
 Anything else (uint8 zero points, per-axis activation scales) keeps its Q/DQ nodes and runs as FP32.
 """
@@ -38,9 +42,11 @@ def _foldable_conv(graph: Graph, node: Node) -> bool:
     return weight is not None and weight.ndim == 4 and (not bias_name or graph.constant(bias_name) is not None)
 
 
-def _input_quantization(graph: Graph, producers: dict[str, Node], node: Node) -> tuple[str, float, int] | None:
-    """``(int8 tensor, scale, zero point)`` when ``node``'s input is a foldable DequantizeLinear's output."""
-    dq = producers.get(node.input(0))
+def _input_quantization(
+    graph: Graph, producers: dict[str, Node], node: Node, slot: int = 0
+) -> tuple[str, float, int] | None:
+    """``(int8 tensor, scale, zero point)`` when ``node``'s input ``slot`` is a foldable DequantizeLinear's output."""
+    dq = producers.get(node.input(slot))
     if dq is None or dq.op_type != "DequantizeLinear" or dq.domain:
         return None
     params = scalar_int8_params(graph.constant, dq)
@@ -74,6 +80,10 @@ def fold_qdq(graph: Graph) -> Graph:
             outputs = q.outputs
             dropped.add(id(q))
         inputs = (source, *fused.inputs[1:])
+        skip = _input_quantization(graph, producers, fused, 3) if fused.input(3) else None
+        if skip is not None:
+            inputs = (*inputs[:3], skip[0], *inputs[4:])
+            attrs |= {"z_scale": skip[1], "z_zero_point": skip[2]}
         replaced[id(node)] = fused.evolve(op_type="QConv", inputs=inputs, outputs=outputs, attrs=attrs)
     if not replaced:
         return graph

@@ -191,3 +191,37 @@ def test_the_skip_input_of_a_residual_add_is_quantized_only_when_the_conv_feeds_
     conv = next(n for n in qgraph.nodes if n.op_type == "Conv")
     assert (add.inputs[0] == conv.inputs[0]) is (not extra_reader)  # the skip reads the conv's DQ output
     assert add.inputs[1] == "a"
+
+
+def _conv_relu_pool(extra_reader: bool):
+    """x → Conv → Relu → r → MaxPool → GlobalAveragePool → y (optionally r is also a graph output)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.full((4, 3, 3, 3), 0.1, np.float32), "w")
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["r"], name="relu"),
+        helper.make_node("MaxPool", ["r"], ["p"], name="pool", kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("GlobalAveragePool", ["p"], ["y"], name="gap"),
+    ]
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 1, 1])]
+    if extra_reader:
+        outputs.append(helper.make_tensor_value_info("r", TensorProto.FLOAT, [1, 4, 8, 8]))
+    g = helper.make_graph(
+        nodes, "t", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])], outputs, [w]
+    )
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 7
+    return model
+
+
+@pytest.mark.parametrize(
+    ("extra_reader", "pinned", "expected"), [(False, set(), ["pool"]), (True, set(), []), (False, {"pool"}, [])]
+)
+def test_a_pool_input_is_quantized_only_behind_a_quantized_conv_that_feeds_it_alone(extra_reader, pinned, expected):
+    from lanner.engine.calibrate.qdq import pooled_inputs
+
+    graph = load_onnx(_conv_relu_pool(extra_reader))
+    # the MaxPool reads conv → relu; the GlobalAveragePool reads the MaxPool, which is no conv: never quantized
+    assert pooled_inputs(graph, pinned) == expected
+    assert activations_to_quantize(graph, pinned) == ["x", *(["r"] if expected else [])]

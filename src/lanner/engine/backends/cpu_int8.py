@@ -11,10 +11,9 @@ activation is quantized once where the chain starts (``QuantizeLinear``) and deq
 - ``int8.fbgemm``: ``torch.ops.quantized.conv2d[_relu]`` with weights pre-packed once (per-channel int8),
   the requant to the output scale in the kernel's epilogue. Offered when the output is int8 (``y_scale``),
   the activation is none, Relu, or a Clip that saturation makes a Relu (ReLU6 with ``y_scale * 127 <= 6``,
-  what calibration gives), and a residual input, if any, is int8 too (``z_scale``; added before the
-  activation). A residual conv runs as conv → int8 at an intermediate scale → ``quantized.add[_relu]`` with
-  the skip: the intermediate range ``amax_y + amax_z`` loses nothing the output keeps, because a conv value
-  beyond it saturates the sum anyway (|z| <= amax_z); it costs one extra rounding of the conv's output.
+  what calibration gives), and there is no residual input.
+- ``int8.onednn``: oneDNN's int8 conv (``cpu_int8_onednn.py``): also float outputs, ReLU6 / SiLU / HardSwish
+  epilogues and an int8 residual skip, all fused and exact.
 - ``fp32:<tactic>``: dequantize, then the FP32 conv kernel ``<tactic>`` of ``cpu_conv.py`` (``aten.nchw``,
   ``onednn.fused``, ...) with the dequantized weights and the epilogue, then re-quantize when the output is
   int8: the QDQ arithmetic as ONNX Runtime runs it unfused, and the only choice for float-output convs.
@@ -33,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from lanner.engine.backends.cpu_int8_onednn import ONEDNN_TACTIC, onednn_conv, onednn_plan
 from lanner.engine.backends.cpu_kernels import Fn, KernelContext, kernel
 from lanner.engine.ir.graph import Node, Value
 from lanner.engine.ops.quant import scalar_int8_params
@@ -91,9 +91,11 @@ def _dequantize_linear(node: Node, ctx: KernelContext) -> Fn | None:
 
 
 def tactics_for(node: Node, ctx: KernelContext) -> tuple[str, ...]:
-    """``int8.fbgemm`` first when the int8 kernel can run ``node``, then the FP32 tactics (``fp32:<tactic>``)."""
-    fp32 = _fp32_tactics(node, ctx)
-    return (INT8_TACTIC, *fp32) if _int8_plan(node, ctx) is not None else fp32
+    """The int8 kernels that can run ``node`` (``int8.fbgemm``, ``int8.onednn``), then the FP32 tactics."""
+    int8 = (INT8_TACTIC,) if _int8_plan(node, ctx) is not None else ()
+    if onednn_plan(node, ctx, _geometry(node, ctx)) is not None:
+        int8 += (ONEDNN_TACTIC,)
+    return (*int8, *_fp32_tactics(node, ctx))
 
 
 def _geometry(node: Node, ctx: KernelContext) -> dict[str, Any] | None:
@@ -112,10 +114,7 @@ def _int8_plan(node: Node, ctx: KernelContext) -> dict[str, Any] | None:
     """What the int8 kernel needs (geometry, relu or not), or None when it cannot run ``node``'s epilogue
     (a residual input, a float output, an activation other than none/Relu/saturating ReLU6)."""
     y_scale = float(node.attr("y_scale", 0.0))
-    residual, z_scale = node.attr("residual", "none"), float(node.attr("z_scale", 0.0))
-    if not y_scale or len(node.inputs) > 4:
-        return None
-    if residual != "none" and not (residual == "before_activation" and z_scale and node.input(3)):
+    if not y_scale or node.attr("residual", "none") != "none" or len(node.inputs) > 3:
         return None
     if not hasattr(ctx.torch.ops.quantized, "conv2d_prepack"):
         return None
@@ -128,12 +127,12 @@ def _int8_plan(node: Node, ctx: KernelContext) -> dict[str, Any] | None:
     relu6_is_relu = act == "Clip" and lo == 0.0 and (math.isinf(hi) or round(hi / y_scale) + y_zero >= 127)
     if act not in ("", "Relu") and not relu6_is_relu:
         return None
-    plan = {**geometry, "relu": act != "", "y_scale": y_scale, "y_zero": y_zero, "residual": residual != "none"}
-    if plan["residual"]:
-        z_zero = int(node.attr("z_zero_point", 0))
-        amax = y_scale * (128 + abs(y_zero)) + z_scale * (128 + abs(z_zero))
-        plan |= {"z_scale": z_scale, "z_zero": z_zero, "sum_scale": amax / 127.0}
-    return plan
+    return {**geometry, "relu": act != "", "y_scale": y_scale, "y_zero": y_zero}
+
+
+def _weight_qmax() -> int:
+    """The int8 weights' largest magnitude: 127 with VNNI, 63 without (see the module docstring)."""
+    return 127 if _has_vnni() else 63
 
 
 @functools.lru_cache(maxsize=1)
@@ -149,7 +148,7 @@ def _packed_weights(node: Node, ctx: KernelContext, plan: dict[str, Any]) -> Any
     """Per-channel int8 weights (7-bit without VNNI, see module docstring), pre-packed with the FP32 bias."""
     torch = ctx.torch
     weight = np.asarray(ctx.const(node.inputs[1]), dtype=np.float32)
-    qmax = 127 if _has_vnni() else 63
+    qmax = _weight_qmax()
     amax = np.abs(weight).reshape(weight.shape[0], -1).max(axis=1)
     scale = np.where(amax > 0, amax, 1.0).astype(np.float64) / qmax
     bias = ctx.constants.get(node.input(2)) if node.input(2) else None
@@ -167,6 +166,9 @@ def _qconv(node: Node, ctx: KernelContext) -> Fn | None:
     plan = _int8_plan(node, ctx) if ctx.tactic == INT8_TACTIC else None
     if plan is not None:
         return _int8_conv(node, ctx, plan)
+    plan = onednn_plan(node, ctx, _geometry(node, ctx)) if ctx.tactic == ONEDNN_TACTIC else None
+    if plan is not None:
+        return onednn_conv(node, ctx, plan, _weight_qmax(), _as_quint8)
     return _fp32_conv(node, ctx)
 
 
@@ -183,26 +185,10 @@ def _int8_conv(node: Node, ctx: KernelContext, plan: dict[str, Any]) -> Fn:
     packed = _packed_weights(node, ctx, plan)
     x_scale, x_zero = float(node.attr("x_scale")), int(node.attr("x_zero_point", 0))
     y_scale, y_zero = plan["y_scale"], plan["y_zero"] + ZERO_OFFSET
-    if plan["residual"]:
-        return _int8_residual_conv(torch, packed, (x_scale, x_zero), plan)
     op = torch.ops.quantized.conv2d_relu if plan["relu"] else torch.ops.quantized.conv2d
 
     def run(x: Any, *_: Any) -> Any:
         return op(_as_quint8(torch, x, x_scale, x_zero), packed, y_scale, y_zero)
-
-    return run
-
-
-def _int8_residual_conv(torch: Any, packed: Any, x_params: tuple[float, int], plan: dict[str, Any]) -> Fn:
-    """conv (int8 at ``sum_scale``) → ``quantized.add[_relu]`` with the int8 skip → int8 at the output scale."""
-    add = torch.ops.quantized.add_relu if plan["relu"] else torch.ops.quantized.add
-    conv = torch.ops.quantized.conv2d
-    sum_scale, z_scale, z_zero = plan["sum_scale"], plan["z_scale"], plan["z_zero"]
-    y_scale, y_zero = plan["y_scale"], plan["y_zero"] + ZERO_OFFSET
-
-    def run(x: Any, _w: Any = None, _b: Any = None, z: Any = None) -> Any:
-        partial = conv(_as_quint8(torch, x, *x_params), packed, sum_scale, ZERO_OFFSET)
-        return add(partial, _as_quint8(torch, z, z_scale, z_zero), y_scale, y_zero)
 
     return run
 

@@ -13,6 +13,10 @@ residual input so the add fuses into the conv"). The conv then reads an int8 ski
 before the Add is read only through Q/DQ, and a block's output can stay int8 from one block to the next. The
 conv's own output is left unquantized so the add fuses into it without a second rounding.
 
+Pools: a MaxPool / AveragePool / GlobalAveragePool whose input a quantized conv (with its fused activation or
+residual add) produces for it alone gets a Q/DQ pair on that input (``pooled_inputs``), as ONNX Runtime's
+quantizer and TensorRT's guide treat pooling: the conv then writes int8 instead of a float tensor.
+
 Example:
     >>> qgraph = insert_qdq(graph, amax={"images": 2.64, "/relu/Relu_output_0": 5.1})  # doctest: +SKIP
     >>> qgraph.op_counts()["DequantizeLinear"]  # doctest: +SKIP
@@ -104,9 +108,44 @@ def residual_slots(graph: Graph, pinned: set[str] = frozenset()) -> dict[str, in
     return slots
 
 
-def _quantized_slots(graph: Graph, pinned: set[str]) -> list[tuple[Node, tuple[int, ...]]]:
-    """(node, activation slots to quantize) for the weighted ops and the residual adds, in graph order."""
+POOLS = ("MaxPool", "AveragePool", "GlobalAveragePool")
+"""Pooling ops whose input is quantized when a quantized conv (through its fused epilogue) produces it alone."""
+_EPILOGUE_OPS = ("Relu", "Clip", "LeakyRelu", "HardSwish", "Sigmoid")
+
+
+def pooled_inputs(graph: Graph, pinned: set[str] = frozenset()) -> list[str]:
+    """Pool node names whose input gets a Q/DQ pair: the input is read by the pool alone and comes from a quantized
+    Conv through ops the builder fuses into it (an activation, a residual Add). Then the conv writes int8 (as
+    before ResNet's stem MaxPool or its last GlobalAveragePool) instead of a float tensor that only the pool reads."""
+    producers, consumers = graph.producers(), graph.consumers()
     residual = residual_slots(graph, pinned)
+    names: list[str] = []
+    for pool in graph.nodes:
+        if pool.op_type not in POOLS or pool.domain or pool.name in pinned:
+            continue
+        if sole_consumer(graph, consumers, pool.input(0)) is not pool:
+            continue
+        node = producers.get(pool.input(0))
+        for _ in range(3):  # activation, residual add, activation: the longest epilogue fusion builds
+            if node is None or node.domain or node.op_type not in (*_EPILOGUE_OPS, "Add"):
+                break
+            if node.op_type == "Add" and node.name not in residual:
+                node = None
+                break
+            slot = 1 - residual[node.name] if node.op_type == "Add" else 0
+            if sole_consumer(graph, consumers, node.input(slot)) is None:
+                node = None
+                break
+            node = producers.get(node.input(slot))
+        if node is not None and node.op_type == "Conv" and not node.domain and node.name not in pinned:
+            names.append(pool.name)
+    return names
+
+
+def _quantized_slots(graph: Graph, pinned: set[str]) -> list[tuple[Node, tuple[int, ...]]]:
+    """(node, activation slots to quantize) for the weighted ops, the residual adds and the pools, in graph order."""
+    residual = residual_slots(graph, pinned)
+    pools = set(pooled_inputs(graph, pinned))
     chosen = {id(n) for n in quantized_nodes(graph, pinned)}
     result: list[tuple[Node, tuple[int, ...]]] = []
     for node in graph.nodes:
@@ -114,6 +153,8 @@ def _quantized_slots(graph: Graph, pinned: set[str]) -> list[tuple[Node, tuple[i
             result.append((node, ACTIVATION_INPUTS[node.op_type]))
         elif node.name in residual and node.op_type == "Add":
             result.append((node, (residual[node.name],)))
+        elif node.name in pools:
+            result.append((node, (0,)))
     return result
 
 

@@ -3,11 +3,12 @@
 Per model (random weights, the same dynamic-batch ONNX as the FP32 rows): calibrate (minmax over
 ``CALIB_BATCHES`` seeded random batches; the speed does not depend on the ranges) → QDQ ONNX
 (``insert_qdq``: per-tensor int8 activations, per-channel int8 weights) → ``build_engine`` on both the FP32
-and the QDQ ONNX at the measured batch (the INT8 plan's ``QConv`` nodes choose ``int8.fbgemm`` or ``fp32``
-by timing). The three are run interleaved round by round; the row gives median ms, the median ratio
-INT8 / FP32 (the issue's goal: <= 0.6) and how many QConv nodes kept the int8 kernel, plus the relative L2 of
-the INT8 plan against the QDQ model run exactly (ONNX Runtime with its graph optimizations off: Q/DQ as
-float ops; ONNX Runtime's fused int8 kernels saturate on AVX2 CPUs without VNNI, see README INT8).
+and the QDQ ONNX at the measured batch (the INT8 plan's ``QConv`` nodes choose ``int8.fbgemm``,
+``int8.onednn`` or ``fp32:<tactic>`` by timing). The three are run interleaved round by round; the row gives
+median ms, the median ratio INT8 / FP32 (the issue's goal: <= 0.6) and how many QConv nodes kept an int8
+kernel, plus the relative L2 of the INT8 plan against the QDQ model run exactly (ONNX Runtime with its graph
+optimizations off: Q/DQ as float ops; ONNX Runtime's fused int8 kernels saturate on AVX2 CPUs without VNNI,
+see README INT8).
 
     python bench/engine_cpu.py --int8 [--models resnet18,mobilenet_v2] [--batches 1,8]
 """
@@ -84,7 +85,8 @@ def bench_int8(name: str, batch: int, rounds: int, threads: int, work: Path, spi
         "ort_qdq_ms": float(np.median(times["ort_qdq"])),
         "ratio_int8_fp32": float(np.median(np.array(times["int8"]) / np.array(times["fp32"]))),
         "qconv": len(qconv),
-        "qconv_int8_kernel": sum(chosen.get(n) == "int8.fbgemm" for n in qconv),
+        "qconv_int8_kernel": sum(str(chosen.get(n, "")).startswith("int8.") for n in qconv),
+        "int8_tactics": {t: sum(chosen.get(n) == t for n in qconv) for t in sorted({chosen.get(n, "") for n in qconv})},
         "rel_l2_vs_qdq": rel,
         "variant": variant,
         "build_s": round(fp32_build + int8_build, 1),
@@ -95,7 +97,7 @@ def print_int8(r: dict) -> None:
     print(
         f"{r['model']:<14}{r['batch']:>5}{r['fp32_ms']:>10.1f}{r['int8_ms']:>10.1f}{r['ort_qdq_ms']:>10.1f}"
         f"{r['ratio_int8_fp32']:>7.2f}  int8 kernels {r['qconv_int8_kernel']}/{r['qconv']}  "
-        f"relL2 vs QDQ {r['rel_l2_vs_qdq']:.1e}  {r['variant']} build {r['build_s']} s",
+        f"relL2 vs QDQ {r['rel_l2_vs_qdq']:.1e}  {r['variant']} build {r['build_s']} s  {r['int8_tactics']}",
         flush=True,
     )
 

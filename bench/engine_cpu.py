@@ -9,7 +9,7 @@ both alike; the table gives median (and min) wall ms per inference and the media
 the relative L2 between the two outputs (a correctness check on the real models).
 
     python bench/engine_cpu.py [--models resnet18,mobilenet_v2,yolox_s] [--batches 1,8] [--rounds 15]
-        [--threads 2] [--work /tmp/lanner-bench-engine] [--no-spin] [--tactic-runs 3] [--int8]
+        [--threads 2] [--work /tmp/lanner-bench-engine] [--no-spin | --isolate] [--tactic-runs 3] [--int8]
 
 Prints a table and one JSON line at the end; each row also names the whole-graph tactic variant the builder
 kept (``per-node``, ``uniform:<tactic>`` or ``uniform:<tactic>+<partial tactic>``, see ``lanner.engine.tactics``).
@@ -143,6 +143,12 @@ def main() -> None:
         "--int8", action="store_true", help="also the INT8 rows: FP32 plan vs INT8 plan vs ORT (engine_cpu_int8.py)"
     )
     parser.add_argument(
+        "--isolate",
+        action="store_true",
+        help="each side in its own process with its default (spinning) thread pool, runs alternating with a pause "
+        "(engine_cpu_isolated.py): no pool spins while the other side runs",
+    )
+    parser.add_argument(
         "--no-spin",
         action="store_true",
         help="Idle threads sleep instead of spinning, on both sides: OMP_WAIT_POLICY=PASSIVE for torch's OpenMP "
@@ -156,6 +162,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     args.work.mkdir(parents=True, exist_ok=True)
     spin = "no-spin (passive waits)" if args.no_spin else "spinning (defaults)"
+    spin += ", isolated processes" if args.isolate else ""
     load = os.getloadavg()[0]
     print(f"threads {args.threads}, {spin}, cpu count {os.cpu_count()}, load {load:.1f}, torch {torch.__version__}")
     header = f"{'model':<14}{'batch':>5}{'ORT ms':>10}{'lanner ms':>11}{'ratio':>7}  {'(min ORT/lanner)':<18}"
@@ -165,9 +172,14 @@ def main() -> None:
     for name in args.models.split(","):
         for batch in (int(b) for b in args.batches.split(",")):
             rounds = args.rounds if batch == 1 else max(args.rounds // 2, 3)
-            r = bench_one(
-                name, batch, rounds, args.threads, args.work, spin=not args.no_spin, tactic_runs=args.tactic_runs
-            )
+            if args.isolate:
+                from engine_cpu_isolated import bench_isolated
+
+                r = bench_isolated(name, batch, rounds, args.threads, args.work, args.tactic_runs)
+            else:
+                r = bench_one(
+                    name, batch, rounds, args.threads, args.work, spin=not args.no_spin, tactic_runs=args.tactic_runs
+                )
             results.append(r)
             layers = f"{r['layers']['original']}→{r['layers']['fused']}"
             mins = f"{r['ort_min_ms']:.1f}/{r['lanner_min_ms']:.1f}"

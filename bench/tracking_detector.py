@@ -13,7 +13,15 @@ and for the given height.
 
     python bench/tracking_detector.py [--model builtin:traffic_detector] [--cameras 5] [--seconds 10]
                                       [--classes car] [--min-height 24] [--conf 0.3] [--track-thresh 0.5]
-                                      [--json out.json]
+                                      [--input-size 448x800] [--extra-input-sizes 224x384] [--json out.json]
+
+``--counts`` also tracks every class and counts line crossings (the videos' own ``lines.json``, each line
+``once_per_track`` as in ``configs/demo.yaml``) against the renderer's ``counts.json``: the demo's count
+check on videos it was not tuned on.
+
+``--input-size HxW`` runs the detector at another network input (``primary.input_size``; default: the
+size the model was exported at); ``--extra-input-sizes`` (comma-separated) also runs it at those sizes and
+merges the boxes by NMS (``primary.extra_input_sizes``).
 """
 
 from __future__ import annotations
@@ -30,6 +38,8 @@ from lanner.core.detections import Detections
 from lanner.data.synth.mot import read_gt
 from lanner.data.synth.video import VideoSynthConfig, generate_videos
 from lanner.data.synth.world import CLASSES  # gt.txt's class column is 1 + an index into this
+from lanner.pipeline.analytics import LineConfig
+from lanner.pipeline.analytics.lines import LineCrossing
 from lanner.pipeline.infer import Detector, DetectorConfig
 from lanner.pipeline.metrics import evaluate_mot
 from lanner.pipeline.track import create_tracker
@@ -87,6 +97,25 @@ def score(gt_path: Path, tracks: list[Detections], class_ids: list[int], min_hei
     return evaluate_mot(gt_frames, hyp_frames)
 
 
+def count_lines(path: Path, detector: Detector) -> tuple[int, int]:
+    """(counted, true) line crossings of one video: every class tracked, each line once per track."""
+    folder = path.with_suffix("")
+    meta = json.loads((folder / "lines.json").read_text())
+    lines = [LineConfig(name=x["name"], p1=x["p1_xy"], p2=x["p2_xy"], once_per_track=True) for x in meta["lines"]]
+    crossing = LineCrossing(lines, CLASSES)
+    for index, tracks in enumerate(track_video(path, detector, list(range(len(CLASSES))), {})):
+        crossing.update(tracks, index)
+    truth = json.loads((folder / "counts.json").read_text())
+    counted = sum(c["in"] + c["out"] for c in crossing.counts.values())
+    return counted, sum(truth[x["name"]]["in"] + truth[x["name"]]["out"] for x in meta["lines"])
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"448x800"`` -> ``(448, 800)`` (height x width)."""
+    height, width = text.lower().split("x")
+    return int(height), int(width)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="builtin:traffic_detector")
@@ -97,10 +126,18 @@ def main() -> None:
     p.add_argument("--min-height", type=float, default=24.0, help="ground truth shorter than this is ignored")
     p.add_argument("--conf", type=float, default=0.3)
     p.add_argument("--track-thresh", type=float, default=None, help="ByteTrack track_thresh (default: its own)")
+    p.add_argument("--input-size", default=None, help="detector network input HxW (default: the model's own)")
+    p.add_argument("--extra-input-sizes", default="", help="more network inputs HxW,HxW (merged by NMS)")
+    p.add_argument("--counts", action="store_true", help="also count line crossings vs counts.json")
     p.add_argument("--json", type=Path)
     args = p.parse_args()
     class_ids = [CLASSES.index(c) for c in args.classes.split(",")]
-    detector = Detector(DetectorConfig(model=str(resolve_asset(args.model)), conf_threshold=args.conf))
+    size = parse_size(args.input_size) if args.input_size else None
+    extra = [parse_size(s) for s in args.extra_input_sizes.split(",") if s]
+    config = DetectorConfig(
+        model=str(resolve_asset(args.model)), conf_threshold=args.conf, input_size=size, extra_input_sizes=extra
+    )
+    detector = Detector(config)
     rows = []
     for path in render(args.cameras, args.seconds, args.seed):
         tracker_config = {} if args.track_thresh is None else {"track_thresh": args.track_thresh}
@@ -115,8 +152,15 @@ def main() -> None:
                 f"IDSW {int(m['num_switches'])}",
                 flush=True,
             )
+        if args.counts:
+            counted, true = count_lines(path, detector)
+            rows.append({"video": path.stem, "counted": counted, "true": true})
+            print(f"{path.stem} line crossings: {counted} counted, {true} true", flush=True)
+    if args.counts:
+        counted, true = (sum(r.get(k, 0) for r in rows) for k in ("counted", "true"))
+        print(f"line crossings over all videos: {counted} counted, {true} true ({abs(counted - true) / true:.1%} off)")
     for min_height in sorted({0.0, args.min_height}):
-        sel = [r for r in rows if r["min_height"] == min_height]
+        sel = [r for r in rows if r.get("min_height") == min_height]
         print(
             f"mean over {len(sel)} videos, min_height {min_height:g}: MOTA {np.mean([r['mota'] for r in sel]):.3f}  "
             f"IDF1 {np.mean([r['idf1'] for r in sel]):.3f}"

@@ -6,7 +6,8 @@ Groups read: ``[application]``, ``[sourceN]``, ``[streammux]``, ``[primary-gie]`
 lines, ROIs and overcrowding, see ``deepstream_analytics``) and ``[tests]``. Keys that map are used (DeepStream names
 verbatim, units converted: ``batched-push-timeout`` is in microseconds, ``bitrate`` in bits/s); every
 other key gives one warning line such as ``[osd] clock-color: ignored (no lanner equivalent)``.
-Relative paths are taken from the file that holds them, as deepstream-app does.
+Relative paths are taken from the file that holds them, as deepstream-app does. The primary nvinfer's
+``infer-dims=3;H;W`` becomes ``primary.input_size: [H, W]``.
 
 Example:
     >>> result = import_deepstream("configs/deepstream_app.txt")  # doctest: +SKIP
@@ -304,11 +305,23 @@ def _primary(ini: _Ini, group: str, data: dict[str, Any], warnings: list[str]) -
         _thresholds(infer, primary)
     if interval is not None:
         primary["interval"] = interval
+    if infer is not None and infer.parser.has_section(prop) and infer.get(prop, "infer-dims") is not None:
+        primary["input_size"] = _infer_dims(infer, prop)
     labels = _labels(infer)
     if labels:
         primary["labels"] = labels
     data["primary"] = primary
     warnings.extend(_infer_warnings(infer))
+
+
+def _infer_dims(infer: _Ini, group: str) -> list[int]:
+    """nvinfer's ``infer-dims=C;H;W`` (the network input of a dynamic-shape model) -> ``input_size [H, W]``."""
+    raw = infer.get(group, "infer-dims") or ""
+    parts = [v.strip() for v in raw.split(";") if v.strip()]
+    if len(parts) != 3 or not all(v.isdigit() for v in parts) or int(parts[0]) != 3:
+        fix = "write the network input as channels;height;width, e.g. infer-dims=3;448;800"
+        raise ConfigError(f"[{group}] infer-dims={raw!r} is not 3;H;W", where=str(infer.path), fix=fix)
+    return [int(parts[1]), int(parts[2])]
 
 
 def _thresholds(infer: _Ini, primary: dict[str, Any]) -> None:

@@ -5,6 +5,14 @@ one config line (``model: detector.onnx``) is enough. The muxer already letterbo
 ``Batch.tensor_nchw`` with the model's ``InputSpec``; the detector runs it (in chunks when the model has a
 fixed batch), decodes, runs numpy NMS, and maps boxes back to each frame's own pixels.
 
+``input_size`` (DeepStream's ``infer-dims``) runs the model at another network input than it was
+exported at (``lanner.pipeline.infer.input_size`` rewrites the ONNX's anchor grids; the muxer letterboxes
+to that size because it takes ``input_spec`` from the opened model). ``extra_input_sizes`` also runs
+every due frame at those sizes and merges all boxes by NMS: an image pyramid for a detector that knows a
+narrower range of object sizes than the camera shows. The starter detector, trained at 288x512 on 640x360
+images, finds small and far objects in 720p frames better at 448x800 and the nearest, largest vehicles
+better at 192x320 (MODEL_CARD.md has the measurements).
+
 ``interval`` keeps DeepStream's meaning: the number of frames *skipped* between inferences, per source
 (0: every frame, 2: frames 0, 3, 6, ...). Frames that are skipped are left for the tracker to fill.
 
@@ -23,6 +31,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Annotated
 
 import numpy as np
 from pydantic import Field
@@ -33,8 +42,11 @@ from lanner.core.errors import ConfigError, DataError
 from lanner.core.frame import Batch
 from lanner.core.nms import NmsParams
 from lanner.data.preprocess import InputSpec, to_network_input
-from lanner.pipeline.infer.postprocess import DETECTION_DECODERS, to_image_pixels
+from lanner.pipeline.infer.input_size import check_input_size
+from lanner.pipeline.infer.postprocess import DETECTION_DECODERS, merge_scales, to_image_pixels
 from lanner.pipeline.infer.runtime import Runtime, open_runtime
+
+InputSize = tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]]  # [height, width] of a network input
 
 
 class DetectorConfig(Section):
@@ -53,6 +65,12 @@ class DetectorConfig(Section):
     interval: int = Field(0, ge=0)  # frames skipped between inferences, per source (DeepStream `interval`)
     min_box_size: float = Field(2.0, ge=0.0)  # boxes thinner than this (image pixels) are dropped
     labels: list[str] | None = None  # override the model's class names (e.g. from a DeepStream labelfile)
+    # network input [height, width] (DeepStream's infer-dims); None: the size the model was exported at.
+    # Height and width must be multiples of the model's largest stride (checked when the model is opened).
+    input_size: InputSize | None = None
+    # more network inputs to run every frame at; their boxes join the input_size ones through NMS (an image
+    # pyramid, for a detector trained on a narrower range of object sizes than the camera shows)
+    extra_input_sizes: list[InputSize] = []
 
 
 class Detector:
@@ -60,7 +78,9 @@ class Detector:
 
     def __init__(self, config: DetectorConfig, runtime: Runtime | None = None) -> None:
         self.config = config
-        self.runtime = runtime or open_runtime(config.model, config.runtime, config.threads, config.spin)
+        self.runtime = runtime or open_runtime(
+            config.model, config.runtime, config.threads, config.spin, input_size=config.input_size
+        )
         meta = self.runtime.metadata
         where = str(self.runtime.path)
         kind = meta.get("postprocess")
@@ -72,6 +92,13 @@ class Detector:
             )
         self.decode = DETECTION_DECODERS[kind]
         self.input_spec = InputSpec.from_metadata(meta)
+        if config.input_size is not None and tuple(self.input_spec.size_hw) != tuple(config.input_size):
+            raise ConfigError(
+                f"the runtime's model takes {list(self.input_spec.size_hw)}, primary.input_size is "
+                f"{list(config.input_size)}",
+                where=where,
+                fix="open the runtime with open_runtime(..., input_size=...) or drop input_size",
+            )
         self.class_names = list(config.labels or json.loads(meta.get("labels", "[]")))
         self.params = NmsParams(
             conf_threshold=config.conf_threshold,
@@ -80,7 +107,25 @@ class Detector:
             class_agnostic=config.class_agnostic_nms,
             classes=tuple(config.classes) if config.classes is not None else None,
         )
+        self.extra = self._open_extra_sizes(config)  # (input spec, runtime) per extra input size
         self._seen: dict[int, int] = {}  # frames seen per source since its start
+
+    def _open_extra_sizes(self, config: DetectorConfig) -> list[tuple[InputSpec, Runtime]]:
+        """One runtime per ``extra_input_sizes`` entry (the same model resized); sizes must not repeat."""
+        sizes = [tuple(self.input_spec.size_hw), *(tuple(s) for s in config.extra_input_sizes)]
+        if len(set(sizes)) != len(sizes):
+            raise ConfigError(
+                f"network input sizes repeat: {[list(s) for s in sizes]} (input_size first)",
+                where="primary.extra_input_sizes",
+                fix="list each extra size once, and not the input_size itself",
+            )
+        strides = json.loads(self.runtime.metadata.get("strides", "[32]"))
+        extra = []
+        for size in config.extra_input_sizes:
+            check_input_size(size, strides, where=f"primary.extra_input_sizes ({self.runtime.path.name})")
+            runtime = open_runtime(config.model, config.runtime, config.threads, config.spin, input_size=size)
+            extra.append((InputSpec.from_metadata(runtime.metadata), runtime))
+        return extra
 
     def should_infer(self, source_id: int) -> bool:
         """Advance ``source_id``'s schedule by one frame; True when this frame gets inference."""
@@ -109,29 +154,43 @@ class Detector:
         if not index:
             return
         tensor, scales = self._network_input(batch, index)
-        for i, dets, scale in zip(index, self.run_tensor(tensor), scales):
-            frame = batch.frames[i]
-            frame.detections = to_image_pixels(dets, scale, frame.hw, self.config.min_box_size)
+        images = [batch.frames[i].image for i in index]
+        for i, dets in zip(index, self._in_image_pixels(self.run_tensor(tensor), scales, images)):
+            batch.frames[i].detections = dets
 
     def detect(self, images_bgr: Sequence[np.ndarray]) -> list[Detections]:
         """Preprocess, run and decode plain BGR images (no schedule): one ``Detections`` per image."""
-        tensor, scales = to_network_input(list(images_bgr), self.input_spec)
-        out = self.run_tensor(tensor)
-        return [
-            to_image_pixels(d, s, img.shape[:2], self.config.min_box_size) for d, s, img in zip(out, scales, images_bgr)
-        ]
+        images = list(images_bgr)
+        tensor, scales = to_network_input(images, self.input_spec)
+        return self._in_image_pixels(self.run_tensor(tensor), scales, images)
 
-    def run_tensor(self, nchw: np.ndarray) -> list[Detections]:
+    def _in_image_pixels(
+        self, found: list[Detections], scales: Sequence[tuple[float, float]], images: Sequence[np.ndarray]
+    ) -> list[Detections]:
+        """Map network-pixel boxes to each image; with ``extra_input_sizes``, run those and merge by NMS."""
+        per_size = [[to_image_pixels(d, s, img.shape[:2], self.config.min_box_size)
+                     for d, s, img in zip(found, scales, images)]]  # fmt: skip
+        for spec, runtime in self.extra:
+            tensor, extra_scales = to_network_input(list(images), spec)
+            raw = self.run_tensor(tensor, runtime)
+            per_size.append([to_image_pixels(d, s, img.shape[:2], self.config.min_box_size)
+                             for d, s, img in zip(raw, extra_scales, images)])  # fmt: skip
+        if len(per_size) == 1:
+            return per_size[0]
+        return [merge_scales(parts, self.params) for parts in zip(*per_size)]
+
+    def run_tensor(self, nchw: np.ndarray, runtime: Runtime | None = None) -> list[Detections]:
         """Run a preprocessed batch (chunked to the model's fixed batch) -> detections in network pixels."""
-        step = self.runtime.fixed_batch or len(nchw)
+        runtime = runtime or self.runtime
+        step = runtime.fixed_batch or len(nchw)
         results: list[Detections] = []
         for start in range(0, len(nchw), step):
             chunk = nchw[start : start + step]
-            if self.runtime.fixed_batch and len(chunk) < step:  # pad the last chunk of a fixed-batch model
+            if runtime.fixed_batch and len(chunk) < step:  # pad the last chunk of a fixed-batch model
                 pad = np.zeros((step - len(chunk), *chunk.shape[1:]), chunk.dtype)
-                results.extend(self.decode(self.runtime.run(np.concatenate([chunk, pad])), self.params)[: len(chunk)])
+                results.extend(self.decode(runtime.run(np.concatenate([chunk, pad])), self.params)[: len(chunk)])
             else:
-                results.extend(self.decode(self.runtime.run(chunk), self.params))
+                results.extend(self.decode(runtime.run(chunk), self.params))
         return results
 
     def _network_input(self, batch: Batch, index: list[int]) -> tuple[np.ndarray, list[tuple[float, float]]]:

@@ -23,7 +23,7 @@ import numpy as np
 
 from lanner.core.detections import Detections
 from lanner.core.errors import DataError
-from lanner.core.nms import NmsParams, select_detections
+from lanner.core.nms import NmsParams, batched_nms, nms, select_detections
 
 
 def decode_yolox_decoded(outputs: Mapping[str, np.ndarray], params: NmsParams) -> list[Detections]:
@@ -72,3 +72,20 @@ def to_image_pixels(
     out = Detections(xyxy=xyxy, confidence=dets.confidence, class_id=dets.class_id, data=dets.data)
     wh = out.wh
     return out[(wh[:, 0] > min_size) & (wh[:, 1] > min_size)]
+
+
+def merge_scales(parts: Sequence[Detections], params: NmsParams) -> Detections:
+    """One image's detections from several network input sizes (image pixels) -> one set, by NMS across sizes.
+
+    The same object found at two sizes keeps its most confident box; ``params`` gives the IoU threshold,
+    class-aware or not, and ``max_det``.
+    """
+    merged = Detections.merge(parts)
+    if len(parts) == 1 or not len(merged):
+        return merged
+    boxes, conf = merged.xyxy.astype(np.float32), merged.confidence.astype(np.float32)
+    if params.class_agnostic:
+        keep = nms(boxes, conf, params.iou_threshold)
+    else:
+        keep = batched_nms(boxes, conf, merged.class_id, params.iou_threshold)
+    return merged[keep[: params.max_det]]

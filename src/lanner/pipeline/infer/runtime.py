@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -48,7 +49,9 @@ class OrtRuntime:
     """ONNX Runtime on CPU. ``threads`` intra-op threads, one inter-op thread, sequential execution;
     ``spin``: let the intra-op threads busy-wait between operators (see the module docstring)."""
 
-    def __init__(self, path: Path, threads: int = 2, spin: bool = False) -> None:
+    def __init__(self, path: Path, threads: int = 2, spin: bool = False, model_bytes: bytes | None = None) -> None:
+        """``model_bytes``: run this serialized model instead of the file (e.g. ``path`` resized to another
+        input size); ``path`` still names it in messages."""
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -59,7 +62,8 @@ class OrtRuntime:
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         self.spin = spin
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            model = model_bytes if model_bytes is not None else str(path)
+            self.session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # ORT raises its own exception types (InvalidGraph, Fail, ...)
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise DataError(f"ONNX Runtime cannot load the model: {first}", where=str(path),
@@ -77,10 +81,18 @@ class OrtRuntime:
         return dict(zip(self.output_names, values))
 
 
-def open_runtime(path: str | Path, runtime: str = "auto", threads: int = 2, spin: bool = False) -> Runtime:
+def open_runtime(
+    path: str | Path,
+    runtime: str = "auto",
+    threads: int = 2,
+    spin: bool = False,
+    input_size: tuple[int, int] | None = None,
+) -> Runtime:
     """Open ``path`` (or ``builtin:<name>``, a model shipped with lanner) in ``runtime`` ("auto": by suffix).
 
-    ``spin`` applies to ONNX Runtime only (see the module docstring).
+    ``spin`` applies to ONNX Runtime only (see the module docstring). ``input_size`` (height, width) runs an
+    ONNX detector at another network input than it was exported at (``infer.input_size``); a plan is fixed
+    at the size it was built for, so there it must match.
     """
     path = resolve_asset(path)
     if runtime not in RUNTIMES:
@@ -91,8 +103,35 @@ def open_runtime(path: str | Path, runtime: str = "auto", threads: int = 2, spin
         raise ConfigError(f"threads must be >= 1, got {threads}")
     kind = runtime if runtime != "auto" else ("lanner" if path.suffix in PLAN_SUFFIXES else "onnxruntime")
     if kind == "lanner":
-        return _open_plan(path, threads)
-    return OrtRuntime(path, threads, spin)
+        return _checked_size(_open_plan(path, threads), input_size)
+    if input_size is None:
+        return OrtRuntime(path, threads, spin)
+    return OrtRuntime(path, threads, spin, model_bytes=resized_model_bytes(path, input_size))
+
+
+def resized_model_bytes(path: Path, input_size: tuple[int, int]) -> bytes:
+    """The ONNX at ``path`` rewritten for ``input_size`` (``lanner.pipeline.infer.input_size``), serialized."""
+    import onnx
+
+    from lanner.pipeline.infer.input_size import resize_detector_onnx
+
+    try:
+        model = onnx.load(str(path))
+    except Exception as exc:  # protobuf's DecodeError and friends
+        raise DataError(f"cannot read the ONNX model: {exc}", where=str(path), fix="re-export the model") from None
+    return resize_detector_onnx(model, input_size, where=f"primary.input_size ({path.name})").SerializeToString()
+
+
+def _checked_size(runtime: Runtime, input_size: tuple[int, int] | None) -> Runtime:
+    """``runtime`` when it takes ``input_size`` (or none is asked for); else a ``ConfigError`` that says how."""
+    built = json.loads(runtime.metadata.get("input_size", "null"))
+    if input_size is not None and built is not None and tuple(built) != tuple(input_size):
+        raise ConfigError(
+            f"the plan was built for input {built[0]}x{built[1]}, the config asks for {input_size[0]}x{input_size[1]}",
+            where=f"primary.input_size ({runtime.path.name})",
+            fix="drop input_size, or build a plan from the ONNX at that size (or point the model at the .onnx)",
+        )
+    return runtime
 
 
 def _open_plan(path: Path, threads: int) -> Runtime:

@@ -182,12 +182,13 @@ def test_duration_and_sigint_stop_and_drain(clips: list[Path], known_model: Path
     assert summary.stopped_by == "duration" and summary.frames > 0
     assert len((tmp_path / "events.jsonl").read_text().splitlines()) == summary.frames  # drained, closed
     del data["duration_s"]
+    before = signal.getsignal(signal.SIGINT)  # default_int_handler, or SIG_IGN when pytest runs in the background
     timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
     summary = Pipeline(load_pipeline_config(data=data)).run()
     timer.join()
     assert summary.stopped_by == "signal" and summary.frames > 0
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is before  # the run's own handler is gone again
 
 
 def test_stage_failure_ends_the_run_with_the_error(clips: list[Path], known_model: Path, tmp_path: Path) -> None:

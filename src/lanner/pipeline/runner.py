@@ -83,7 +83,10 @@ class Pipeline:
         self.config = config
         self.telemetry = Telemetry(config.telemetry)
         workers = config.primary.workers if config.primary else 1
-        self.detectors = [Detector(config.primary) for _ in range(workers)] if config.primary else []
+        primary = config.primary
+        if primary is not None and primary.plan_batch is None:  # a plan built from the ONNX is tuned at the mux batch
+            primary = primary.model_copy(update={"plan_batch": config.mux.batch_size})
+        self.detectors = [Detector(primary) for _ in range(workers)] if primary else []
         self.detector = self.detectors[0] if self.detectors else None  # schedule, labels, input size
         self.class_names = list(self.detector.class_names) if self.detector else []
         self.secondary = [SecondaryClassifier(c) for c in config.secondary]

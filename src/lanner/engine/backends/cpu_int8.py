@@ -92,7 +92,7 @@ def _dequantize_linear(node: Node, ctx: KernelContext) -> Fn | None:
 
 def tactics_for(node: Node, ctx: KernelContext) -> tuple[str, ...]:
     """The int8 kernels that can run ``node`` (``int8.fbgemm``, ``int8.onednn``), then the FP32 tactics."""
-    int8 = (INT8_TACTIC,) if _int8_plan(node, ctx) is not None else ()
+    int8: tuple[str, ...] = (INT8_TACTIC,) if _int8_plan(node, ctx) is not None else ()
     if onednn_plan(node, ctx, _geometry(node, ctx)) is not None:
         int8 += (ONEDNN_TACTIC,)
     return (*int8, *_fp32_tactics(node, ctx))

@@ -53,7 +53,8 @@ class DetectorConfig(Section):
     """The ``primary`` section: which model, how to run it, and how to filter its boxes."""
 
     model: str
-    runtime: str = "auto"  # auto | onnxruntime | lanner (by suffix: .onnx / .plan)
+    runtime: str = "auto"  # auto | onnxruntime | lanner (by suffix: .onnx / .plan; lanner + .onnx: plan built once)
+    plan_batch: int | None = Field(None, ge=1)  # batch a plan built from the ONNX is tuned at (None: the mux's)
     threads: int = Field(1, ge=1)  # intra-op threads per worker
     workers: int = Field(2, ge=1)  # batches inferred in parallel (one thread and one runtime each)
     spin: bool = False  # ONNX Runtime threads busy-wait between operators (see infer.runtime)
@@ -79,7 +80,12 @@ class Detector:
     def __init__(self, config: DetectorConfig, runtime: Runtime | None = None) -> None:
         self.config = config
         self.runtime = runtime or open_runtime(
-            config.model, config.runtime, config.threads, config.spin, input_size=config.input_size
+            config.model,
+            config.runtime,
+            config.threads,
+            config.spin,
+            input_size=config.input_size,
+            plan_batch=config.plan_batch or 4,
         )
         meta = self.runtime.metadata
         where = str(self.runtime.path)
@@ -123,7 +129,14 @@ class Detector:
         extra = []
         for size in config.extra_input_sizes:
             check_input_size(size, strides, where=f"primary.extra_input_sizes ({self.runtime.path.name})")
-            runtime = open_runtime(config.model, config.runtime, config.threads, config.spin, input_size=size)
+            runtime = open_runtime(
+                config.model,
+                config.runtime,
+                config.threads,
+                config.spin,
+                input_size=size,
+                plan_batch=config.plan_batch or 4,
+            )
             extra.append((InputSpec.from_metadata(runtime.metadata), runtime))
         return extra
 

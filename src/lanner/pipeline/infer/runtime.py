@@ -2,6 +2,7 @@
 
 ``open_runtime(path)`` picks by file: ``.onnx`` runs in ONNX Runtime (CPU, ``threads`` intra-op threads;
 two by default, the sweet spot on a small edge box), a lanner plan (``.plan``) runs in the lanner engine.
+``runtime="lanner"`` with an ``.onnx`` model builds a plan on first use and caches it (``plan_cache``).
 A runtime exposes the model's ``metadata`` (ONNX ``metadata_props``), its input name and fixed batch
 size (``None`` when dynamic), and ``run(nchw) -> {output name: array}``.
 
@@ -87,12 +88,14 @@ def open_runtime(
     threads: int = 2,
     spin: bool = False,
     input_size: tuple[int, int] | None = None,
+    plan_batch: int = 4,
 ) -> Runtime:
     """Open ``path`` (or ``builtin:<name>``, a model shipped with lanner) in ``runtime`` ("auto": by suffix).
 
     ``spin`` applies to ONNX Runtime only (see the module docstring). ``input_size`` (height, width) runs an
     ONNX detector at another network input than it was exported at (``infer.input_size``); a plan is fixed
-    at the size it was built for, so there it must match.
+    at the size it was built for, so there it must match. ``plan_batch``: the batch a plan built from an ONNX
+    model (``runtime="lanner"``) is tuned at.
     """
     path = resolve_asset(path)
     if runtime not in RUNTIMES:
@@ -102,6 +105,12 @@ def open_runtime(
     if threads < 1:
         raise ConfigError(f"threads must be >= 1, got {threads}")
     kind = runtime if runtime != "auto" else ("lanner" if path.suffix in PLAN_SUFFIXES else "onnxruntime")
+    if kind == "lanner" and path.suffix not in PLAN_SUFFIXES:  # an ONNX model: build the plan once, then reuse it
+        from lanner.pipeline.infer.plan_cache import cached_plan
+
+        data = path.read_bytes() if input_size is None else resized_model_bytes(path, input_size)
+        plan = cached_plan(data, name=path.name, batch=plan_batch)
+        return _open_plan(plan, threads)
     if kind == "lanner":
         return _checked_size(_open_plan(path, threads), input_size)
     if input_size is None:

@@ -88,3 +88,16 @@ def test_the_pipeline_tunes_the_plan_at_the_mux_batch(tmp_path: Path, builds: li
     pipeline = Pipeline(load_pipeline_config(data=data))
     assert builds == ["1:3:3"]  # two workers, one build: the second found it in the cache
     assert len({d.runtime.path for d in pipeline.detectors}) == 1
+
+
+def test_a_plan_runtime_runs_on_the_configured_threads(tmp_path: Path, builds: list[str]) -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        onnx_path = known_detector_onnx(tmp_path / "d.onnx", batch="n")
+        for threads in (1, 2):
+            Detector(DetectorConfig(model=str(onnx_path), runtime="lanner", threads=threads))
+            assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(before)

@@ -159,11 +159,16 @@ class PlanRuntime:
     """A lanner engine plan (``lanner.engine.runtime.Engine``), same protocol as ``OrtRuntime``.
 
     The plan keeps the ONNX ``metadata_props``; batches larger than the plan's largest profile are split.
+    ``threads`` sets torch's intra-op threads, which are process-wide: the pipeline's workers all open their
+    runtime from the same ``primary.threads``, so they agree (2 workers x 1 thread, as with ONNX Runtime).
     """
 
     def __init__(self, path: Path, threads: int = 2) -> None:
+        import torch
+
         from lanner.engine.runtime import Engine
 
+        torch.set_num_threads(threads)
         self.engine = Engine.load(path)
         self.path = path
         self.metadata = dict(getattr(self.engine.plan.graph, "metadata_props", {}) or {})

@@ -101,3 +101,15 @@ def test_a_plan_runtime_runs_on_the_configured_threads(tmp_path: Path, builds: l
             assert torch.get_num_threads() == threads
     finally:
         torch.set_num_threads(before)
+
+
+def test_an_unwritable_cache_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lanner.core.errors import ConfigError
+
+    blocker = tmp_path / "not_a_dir"
+    blocker.write_text("a file where the cache folder should be")
+    monkeypatch.setenv(CACHE_ENV, str(blocker / "plans"))
+    onnx_path = known_detector_onnx(tmp_path / "d.onnx", batch="n")
+    with pytest.raises(ConfigError, match="cannot write the plan cache") as info:
+        Detector(DetectorConfig(model=str(onnx_path), runtime="lanner"))
+    assert CACHE_ENV in str(info.value) or CACHE_ENV in (info.value.fix or "")

@@ -24,7 +24,7 @@ import os
 import time
 from pathlib import Path
 
-from lanner.core.errors import LannerError
+from lanner.core.errors import ConfigError, LannerError
 
 logger = logging.getLogger("lanner.pipeline")
 
@@ -71,10 +71,17 @@ def _build(model_bytes: bytes, name: str, batch: int, path: Path) -> None:
     start = time.perf_counter()
     profiles = [f"1:{batch}:{batch}"] if _dynamic_batch(model_bytes) else []  # a fixed batch needs no profile
     plan = build_engine(model_bytes, BuildConfig(batch=profiles))
-    path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
-    write_plan(plan, partial)
-    os.replace(partial, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_plan(plan, partial)
+        os.replace(partial, path)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write the plan cache: {exc.strerror or exc}",
+            where=str(path.parent),
+            fix=f"set {CACHE_ENV} to a writable folder",
+        ) from None
     logger.warning("built %s in %.1f s", path.name, time.perf_counter() - start)
 
 

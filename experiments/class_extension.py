@@ -6,9 +6,16 @@ never saw the class). ``model.extend_from`` keeps its head rows, adds one for ro
 teaches "sign = background"). Target: old classes' mAP within 2 points, road_sign AP@.5 >= 0.7.
 
     python experiments/class_extension.py --out runs/class_extension [--smoke]
+
+On a machine whose calls are time-limited, run it in two calls: ``--base-only`` trains and evaluates the
+3-class base and copies its checkpoint to ``<out>/base_3class.safetensors``; a later call passes that file as
+``--base-checkpoint`` and only extends (the data is rendered again from the same seeds).
 """
 
 from __future__ import annotations
+
+import shutil
+from pathlib import Path
 
 from common import base_spec, drop_class, evaluate, parser, render, run, save, subset
 
@@ -19,7 +26,11 @@ def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--replay", type=int, default=200, help="old-class images replayed during extension")
     p.add_argument("--extend-epochs", type=int, default=120)
+    p.add_argument("--base-only", action="store_true", help="train the 3-class base, copy its checkpoint, stop")
+    p.add_argument("--base-checkpoint", type=Path, default=None, help="a base from an earlier --base-only run")
     args = p.parse_args()
+    if args.base_checkpoint is not None and not args.base_checkpoint.is_file():
+        p.error(f"--base-checkpoint {args.base_checkpoint}: no such file (copy it from the --base-only run's output)")
     n_base, n_new, n_val = (16, 8, 8) if args.smoke else (2000, 200, 500)
     data = args.out / "data"
     full = render(data / "base_full", n_base, seed=31, smoke=args.smoke)
@@ -32,8 +43,15 @@ def main() -> None:
     replay = subset(full, data / "replay", args.replay, seed=1, without=NEW)
     replay_3class = drop_class(replay, data / "replay_3class", NEW)
 
-    base_run = run(base_spec(args, base, val3, epochs=60), args.out / "base")
+    if args.base_checkpoint is None:
+        base_run = run(base_spec(args, base, val3, epochs=60), args.out / "base")
+    else:
+        base_run = {"best": str(args.base_checkpoint), "reused": True}
     base_val = evaluate(base_run["best"], val3)
+    if args.base_only:
+        shutil.copyfile(base_run["best"], args.out / "base_3class.safetensors")
+        save(args.out, {"experiment": "class_extension_base", "base": {**base_run, "val": base_val}})
+        return
 
     spec = base_spec(args, new, val4, epochs=args.extend_epochs)
     spec["dataset"].update(

@@ -4,6 +4,10 @@
 #   bash experiments/gpu_session.sh a    # GPU0: synth yolox_s; GPU1: day->night scene adaptation
 #   bash experiments/gpu_session.sh b    # GPU0: synth yolox_s on 8000 images + train speed;
 #                                         # GPU1: class extension + starter detector
+# One GPU (nvidia-h200 kind), one job per call:
+#   bash experiments/gpu_session.sh synth1   # synth yolox_s on 8000 images (SYNTH_ARGS adds e.g. --epochs 50)
+#   bash experiments/gpu_session.sh base     # class extension, step 1: the 3-class base -> $OUT/classext_base.safetensors
+#   bash experiments/gpu_session.sh ext      # step 2: carry that file as carry/classext_base.safetensors
 # Each job runs under `timeout` and copies its log and result.json to $OUT (default: runs/out).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -47,7 +51,16 @@ case "${1:-}" in
     job synth 0 "python3 experiments/synth_yolox_s.py --out runs/synth_yolox_s --workers 14 ${SYNTH_ARGS:-} && cp runs/synth_yolox_s/result.json $OUT/synth.json && python3 bench/train_speed.py --workers 12 --out runs/train_speed/train_speed.json && cp runs/train_speed/train_speed.json $OUT/"
     job classext 1 "python3 experiments/class_extension.py --out runs/classext --workers 12 && cp runs/classext/result.json $OUT/classext.json; $(declare -f starter); L='$L'; OUT='$OUT'; starter"
     ;;
-  *) echo "usage: $0 a|b" >&2; exit 2 ;;
+  synth1)
+    job synth 0 "python3 experiments/synth_yolox_s.py --out runs/synth_yolox_s --workers 14 --train-images 8000 ${SYNTH_ARGS:-} && cp runs/synth_yolox_s/result.json $OUT/synth.json"
+    ;;
+  base)
+    job classext 0 "python3 experiments/class_extension.py --out runs/classext --workers 14 --base-only && cp runs/classext/result.json $OUT/classext_base.json && cp runs/classext/base_3class.safetensors $OUT/classext_base.safetensors"
+    ;;
+  ext)
+    job classext 0 "python3 experiments/class_extension.py --out runs/classext --workers 14 --base-checkpoint carry/classext_base.safetensors && cp runs/classext/result.json $OUT/classext.json"
+    ;;
+  *) echo "usage: $0 a|b|c|synth1|base|ext" >&2; exit 2 ;;
 esac
 wait
 cat "$OUT/rc.txt"

@@ -157,6 +157,18 @@ def test_resnet10_int8_top1_agreement_on_synthetic_images(tmp_path):
     assert rel_l2(int8, fp32) < 0.1
 
 
+def _model(nodes: list, x_shape: list[int], outputs: list, weight):
+    """An opset-13 model of ``nodes`` reading float input ``x`` of ``x_shape`` and initializer ``weight``."""
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)
+    model = helper.make_model(
+        helper.make_graph(nodes, "t", [x], outputs, [weight]), opset_imports=[helper.make_opsetid("", 13)]
+    )
+    model.ir_version = 7
+    return model
+
+
 def _residual_block(extra_reader: bool):
     """x → Conv(c1) → a; Add(x, a) → y (MobileNetV2's order: the skip first); optionally a Relu reads a too."""
     from onnx import TensorProto, helper, numpy_helper
@@ -170,12 +182,7 @@ def _residual_block(extra_reader: bool):
     if extra_reader:
         nodes.append(helper.make_node("Relu", ["a"], ["r"], name="relu"))
         outputs.append(helper.make_tensor_value_info("r", TensorProto.FLOAT, [1, 3, 4, 4]))
-    g = helper.make_graph(
-        nodes, "t", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])], outputs, [w]
-    )
-    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 7
-    return model
+    return _model(nodes, [1, 3, 4, 4], outputs, w)
 
 
 @pytest.mark.parametrize(("extra_reader", "slots"), [(False, {"add": 0}), (True, {})])
@@ -207,12 +214,7 @@ def _conv_relu_pool(extra_reader: bool):
     outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 1, 1])]
     if extra_reader:
         outputs.append(helper.make_tensor_value_info("r", TensorProto.FLOAT, [1, 4, 8, 8]))
-    g = helper.make_graph(
-        nodes, "t", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])], outputs, [w]
-    )
-    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 7
-    return model
+    return _model(nodes, [1, 3, 8, 8], outputs, w)
 
 
 @pytest.mark.parametrize(

@@ -46,7 +46,7 @@ def test_a_plan_is_built_on_first_use_and_reused(tmp_path: Path, builds: list[st
 def test_another_batch_or_model_gets_its_own_plan(tmp_path: Path, builds: list[str]) -> None:
     a = known_detector_onnx(tmp_path / "a.onnx", batch="n")
     b = known_detector_onnx(tmp_path / "b.onnx", batch="n", labels="bus,person")  # other metadata: other bytes
-    paths = {cached_plan(p.read_bytes(), name=p.name, batch=n) for p in (a, b) for n in (1, 4)}
+    paths = {cached_plan(p.read_bytes(), name=p.name, batch=n)[0] for p in (a, b) for n in (1, 4)}
     assert len(paths) == 4 and len(builds) == 4
 
 
@@ -60,10 +60,10 @@ def test_an_unreadable_cached_plan_is_rebuilt_with_a_warning(
     tmp_path: Path, builds: list[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     onnx_path = known_detector_onnx(tmp_path / "d.onnx", batch="n")
-    path = cached_plan(onnx_path.read_bytes(), name="d.onnx", batch=2)
+    path, _ = cached_plan(onnx_path.read_bytes(), name="d.onnx", batch=2)
     path.write_bytes(path.read_bytes()[:100])  # a half-written file
     with caplog.at_level(logging.WARNING, logger="lanner.pipeline"):
-        again = cached_plan(onnx_path.read_bytes(), name="d.onnx", batch=2)
+        again, _ = cached_plan(onnx_path.read_bytes(), name="d.onnx", batch=2)
     assert again == path and len(builds) == 2
     assert "unusable" in caplog.text
     read_plan(path)  # whole again

@@ -32,7 +32,6 @@ from typing import Any
 
 import numpy as np
 
-from lanner.engine.backends.cpu_int8_onednn import ONEDNN_TACTIC, onednn_conv, onednn_plan
 from lanner.engine.backends.cpu_kernels import Fn, KernelContext, kernel
 from lanner.engine.ir.graph import Node, Value
 from lanner.engine.ops.quant import scalar_int8_params
@@ -40,6 +39,7 @@ from lanner.engine.ops.registry import LANNER_DOMAIN
 
 QCONV = (LANNER_DOMAIN, "QConv")
 INT8_TACTIC = "int8.fbgemm"
+ONEDNN_TACTIC = "int8.onednn"  # cpu_int8_onednn.py
 FP32_PREFIX = "fp32:"
 FP32_TACTIC = "fp32:aten.nchw"  # the FP32 default; every FusedConv tactic is offered as ``fp32:<tactic>``
 ZERO_OFFSET = 128  # ONNX int8 zero point z ↔ torch quint8 zero point z + 128
@@ -92,6 +92,8 @@ def _dequantize_linear(node: Node, ctx: KernelContext) -> Fn | None:
 
 def tactics_for(node: Node, ctx: KernelContext) -> tuple[str, ...]:
     """The int8 kernels that can run ``node`` (``int8.fbgemm``, ``int8.onednn``), then the FP32 tactics."""
+    from lanner.engine.backends.cpu_int8_onednn import onednn_plan
+
     int8: tuple[str, ...] = (INT8_TACTIC,) if _int8_plan(node, ctx) is not None else ()
     if onednn_plan(node, ctx, _geometry(node, ctx)) is not None:
         int8 += (ONEDNN_TACTIC,)
@@ -166,9 +168,12 @@ def _qconv(node: Node, ctx: KernelContext) -> Fn | None:
     plan = _int8_plan(node, ctx) if ctx.tactic == INT8_TACTIC else None
     if plan is not None:
         return _int8_conv(node, ctx, plan)
-    plan = onednn_plan(node, ctx, _geometry(node, ctx)) if ctx.tactic == ONEDNN_TACTIC else None
-    if plan is not None:
-        return onednn_conv(node, ctx, plan, _weight_qmax(), _as_quint8)
+    if ctx.tactic == ONEDNN_TACTIC:
+        from lanner.engine.backends.cpu_int8_onednn import onednn_conv, onednn_plan
+
+        plan = onednn_plan(node, ctx, _geometry(node, ctx))
+        if plan is not None:
+            return onednn_conv(node, ctx, plan)
     return _fp32_conv(node, ctx)
 
 

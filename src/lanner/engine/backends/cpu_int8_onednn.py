@@ -11,7 +11,8 @@ pre-packed once, and fuses what fbgemm's kernels cannot:
 
 The int8 tensors between kernels stay torch ``quint8``: the kernel reads their bytes through a uint8 view (no
 copy) and writes an int8 result into a fresh ``quint8`` tensor's bytes. Weights are 7-bit on CPUs without VNNI
-(``cpu_int8._weight_qmax``), for the same int16 saturation reason as fbgemm.
+(``cpu_int8._weight_qmax``), for the same int16 saturation reason as fbgemm. ``cpu_int8`` imports this module
+when it offers or builds the tactic (``ONEDNN_TACTIC`` is defined there).
 """
 
 from __future__ import annotations
@@ -22,11 +23,10 @@ from typing import Any
 
 import numpy as np
 
+from lanner.engine.backends.cpu_int8 import ZERO_OFFSET, _as_quint8, _weight_qmax
 from lanner.engine.backends.cpu_kernels import Fn, KernelContext
 from lanner.engine.ir.graph import Node
-
-ONEDNN_TACTIC = "int8.onednn"
-ZERO_OFFSET = 128  # ONNX int8 zero point z ↔ uint8 zero point z + 128 (as cpu_int8.ZERO_OFFSET)
+from lanner.engine.ops.quant import quantize_per_channel
 
 _UNARY = {"": "none", "Relu": "relu", "Clip": "hardtanh", "Silu": "swish", "HardSwish": "hardswish"}
 
@@ -69,12 +69,9 @@ def uint8_view(torch: Any, q: Any) -> Any:
     return torch.empty(0, dtype=torch.uint8).set_(q.untyped_storage(), q.storage_offset(), q.size(), q.stride())
 
 
-def _packed(node: Node, ctx: KernelContext, plan: dict[str, Any], qmax: int, x_scale: float, x_zero: int) -> Any:
+def _packed(node: Node, ctx: KernelContext, plan: dict[str, Any], x_scale: float, x_zero: int) -> Any:
     torch = ctx.torch
-    weight = np.asarray(ctx.const(node.inputs[1]), dtype=np.float32)
-    amax = np.abs(weight).reshape(weight.shape[0], -1).max(axis=1)
-    scale = (np.where(amax > 0, amax, 1.0) / qmax).astype(np.float32)
-    q = np.clip(np.round(weight / scale.reshape(-1, 1, 1, 1)), -qmax, qmax).astype(np.int8)
+    q, scale = quantize_per_channel(np.asarray(ctx.const(node.inputs[1])), 0, _weight_qmax())
     x_shape = list(ctx.value(node.inputs[0]).shape)  # type: ignore[union-attr, arg-type]
     if not isinstance(x_shape[0], int):
         x_shape[0] = 1
@@ -86,11 +83,11 @@ def _packed(node: Node, ctx: KernelContext, plan: dict[str, Any], qmax: int, x_s
     return packed, w_scale
 
 
-def onednn_conv(node: Node, ctx: KernelContext, plan: dict[str, Any], qmax: int, as_quint8: Fn) -> Fn:
-    """The kernel closure; ``as_quint8(torch, x, scale, zero)`` brings an input to this backend's quint8 form."""
+def onednn_conv(node: Node, ctx: KernelContext, plan: dict[str, Any]) -> Fn:
+    """The kernel closure for ``node`` with ``plan`` (``onednn_plan``)."""
     torch = ctx.torch
     x_scale, x_zero = float(node.attr("x_scale")), int(node.attr("x_zero_point", 0))
-    packed, w_scale = _packed(node, ctx, plan, qmax, x_scale, x_zero)
+    packed, w_scale = _packed(node, ctx, plan, x_scale, x_zero)
     w_zero = torch.zeros(w_scale.shape[0], dtype=torch.int32)
     bias = ctx.constants.get(node.input(2)) if node.input(2) else None
     geometry = (plan["stride"], plan["padding"], plan["dilation"], plan["groups"])
@@ -99,7 +96,7 @@ def onednn_conv(node: Node, ctx: KernelContext, plan: dict[str, Any], qmax: int,
     x_zero_u8 = x_zero + ZERO_OFFSET
 
     def run(x: Any, *_: Any) -> Any:
-        xu = uint8_view(torch, as_quint8(torch, x, x_scale, x_zero))
+        xu = uint8_view(torch, _as_quint8(torch, x, x_scale, x_zero))
         if not y_scale:  # float output: the dequantize is fused
             return op(
                 xu,
@@ -130,8 +127,8 @@ def onednn_conv(node: Node, ctx: KernelContext, plan: dict[str, Any], qmax: int,
     binary, after = op.binary, None if unary == "none" else unary
 
     def run_residual(x: Any, _w: Any = None, _b: Any = None, z: Any = None) -> Any:
-        xu = uint8_view(torch, as_quint8(torch, x, x_scale, x_zero))
-        z = as_quint8(torch, z, z_scale, z_zero)
+        xu = uint8_view(torch, _as_quint8(torch, x, x_scale, x_zero))
+        z = _as_quint8(torch, z, z_scale, z_zero)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             out = torch._empty_affine_quantized(

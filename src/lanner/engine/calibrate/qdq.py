@@ -35,6 +35,7 @@ from lanner.core.errors import ConfigError, DataError
 from lanner.engine.calibrate.methods import INT8_MAX
 from lanner.engine.ir.graph import Graph, Node, Value
 from lanner.engine.ir.verify import verify
+from lanner.engine.ops.quant import quantize_per_channel
 from lanner.engine.passes.rewrite import sole_consumer
 
 ACTIVATION_INPUTS: dict[str, tuple[int, ...]] = {"Conv": (0,), "ConvTranspose": (0,), "Gemm": (0,), "MatMul": (0, 1)}
@@ -113,39 +114,47 @@ POOLS = ("MaxPool", "AveragePool", "GlobalAveragePool")
 _EPILOGUE_OPS = ("Relu", "Clip", "LeakyRelu", "HardSwish", "Sigmoid")
 
 
-def pooled_inputs(graph: Graph, pinned: set[str] = frozenset()) -> list[str]:
+def pooled_inputs(graph: Graph, pinned: set[str] = frozenset(), residual: dict[str, int] | None = None) -> list[str]:
     """Pool node names whose input gets a Q/DQ pair: the input is read by the pool alone and comes from a quantized
     Conv through ops the builder fuses into it (an activation, a residual Add). Then the conv writes int8 (as
-    before ResNet's stem MaxPool or its last GlobalAveragePool) instead of a float tensor that only the pool reads."""
+    before ResNet's stem MaxPool or its last GlobalAveragePool) instead of a float tensor that only the pool reads.
+    ``residual``: ``residual_slots(graph, pinned)`` when the caller has it."""
     producers, consumers = graph.producers(), graph.consumers()
-    residual = residual_slots(graph, pinned)
+    residual = residual_slots(graph, pinned) if residual is None else residual
     names: list[str] = []
     for pool in graph.nodes:
         if pool.op_type not in POOLS or pool.domain or pool.name in pinned:
             continue
         if sole_consumer(graph, consumers, pool.input(0)) is not pool:
             continue
-        node = producers.get(pool.input(0))
-        for _ in range(3):  # activation, residual add, activation: the longest epilogue fusion builds
-            if node is None or node.domain or node.op_type not in (*_EPILOGUE_OPS, "Add"):
-                break
-            if node.op_type == "Add" and node.name not in residual:
-                node = None
-                break
-            slot = 1 - residual[node.name] if node.op_type == "Add" else 0
-            if sole_consumer(graph, consumers, node.input(slot)) is None:
-                node = None
-                break
-            node = producers.get(node.input(slot))
+        node = _behind_epilogue(graph, producers, consumers, residual, pool.input(0))
         if node is not None and node.op_type == "Conv" and not node.domain and node.name not in pinned:
             names.append(pool.name)
     return names
 
 
+def _behind_epilogue(
+    graph: Graph, producers: dict[str, Node], consumers: dict[str, list[Node]], residual: dict[str, int], name: str
+) -> Node | None:
+    """The node ``name`` comes from once the ops the builder fuses into a conv's epilogue are walked back (an
+    activation, a residual Add on its conv side, read alone); None where the chain leaves that pattern."""
+    node = producers.get(name)
+    for _ in range(3):  # activation, residual add, activation: the longest epilogue fusion builds
+        if node is None or node.domain or node.op_type not in (*_EPILOGUE_OPS, "Add"):
+            return node
+        if node.op_type == "Add" and node.name not in residual:
+            return None
+        slot = 1 - residual[node.name] if node.op_type == "Add" else 0
+        if sole_consumer(graph, consumers, node.input(slot)) is None:
+            return None
+        node = producers.get(node.input(slot))
+    return node
+
+
 def _quantized_slots(graph: Graph, pinned: set[str]) -> list[tuple[Node, tuple[int, ...]]]:
     """(node, activation slots to quantize) for the weighted ops, the residual adds and the pools, in graph order."""
     residual = residual_slots(graph, pinned)
-    pools = set(pooled_inputs(graph, pinned))
+    pools = set(pooled_inputs(graph, pinned, residual))
     chosen = {id(n) for n in quantized_nodes(graph, pinned)}
     result: list[tuple[Node, tuple[int, ...]]] = []
     for node in graph.nodes:
@@ -160,8 +169,12 @@ def _quantized_slots(graph: Graph, pinned: set[str]) -> list[tuple[Node, tuple[i
 
 def activations_to_quantize(graph: Graph, pinned: set[str] = frozenset()) -> list[str]:
     """The run-time float32 tensors that get a Q/DQ pair, in graph order, each once."""
+    return _activations(graph, _quantized_slots(graph, pinned))
+
+
+def _activations(graph: Graph, quantized: list[tuple[Node, tuple[int, ...]]]) -> list[str]:
     result: list[str] = []
-    for node, slots in _quantized_slots(graph, pinned):
+    for node, slots in quantized:
         for slot in slots:
             name = node.input(slot)
             value = graph.values.get(name) if name else None
@@ -183,14 +196,7 @@ def weight_axis(node: Node, weight: np.ndarray) -> int:
 
 def quantize_weight(weight: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel symmetric int8: ``(q int8 in [-127, 127], scale float32 [C])`` with ``q * scale ≈ weight``."""
-    w = np.asarray(weight, dtype=np.float32)
-    reduce = tuple(i for i in range(w.ndim) if i != axis)
-    amax = np.abs(w).max(axis=reduce) if reduce else np.abs(w)
-    scale = (np.where(amax > 0, amax, ZERO_SCALE_AMAX) / INT8_MAX).astype(np.float32)
-    shape = [1] * w.ndim
-    shape[axis] = -1
-    q = np.clip(np.round(w / scale.reshape(shape)), -INT8_MAX, INT8_MAX).astype(np.int8)
-    return q, scale
+    return quantize_per_channel(weight, axis, INT8_MAX)
 
 
 def insert_qdq(
@@ -202,7 +208,8 @@ def insert_qdq(
     entry in ``amax`` is a ``DataError`` listing them (e.g. a cache from another model).
     """
     pinned = resolve_exclusions(graph, exclude)
-    activations = activations_to_quantize(graph, pinned)
+    quantized = _quantized_slots(graph, pinned)
+    activations = _activations(graph, quantized)
     missing = [name for name in activations if name not in amax]
     if missing:
         raise DataError(
@@ -212,7 +219,7 @@ def insert_qdq(
     builder = _QdqBuilder(graph)
     for name in activations:
         builder.add_activation(name, amax[name])
-    slots = {id(node): node_slots for node, node_slots in _quantized_slots(graph, pinned)}
+    slots = {id(node): node_slots for node, node_slots in quantized}
     nodes: list[Node] = []
     for node in graph.nodes:
         if id(node) in slots:

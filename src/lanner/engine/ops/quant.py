@@ -64,6 +64,20 @@ def _to_real(x: Array, scale: Array, zero_point: Array) -> Array:
     return (np.asarray(x).astype(np.int32) - zero_point.astype(np.int32)).astype(np.float32) * scale
 
 
+def quantize_per_channel(weight: Array, axis: int, qmax: int = 127) -> tuple[Array, Array]:
+    """Symmetric per-channel int8: ``(q int8 in [-qmax, qmax], scale float32 [C])`` with ``q * scale ≈ weight``;
+    an all-zero channel gets scale ``1 / qmax``. ``qmax`` 127 is the QDQ contract; int8 kernels on CPUs without
+    VNNI use 63 (``backends/cpu_int8.py``)."""
+    w = np.asarray(weight, dtype=np.float32)
+    reduce = tuple(i for i in range(w.ndim) if i != axis)
+    amax = np.abs(w).max(axis=reduce) if reduce else np.abs(w)
+    scale = (np.where(amax > 0, amax, 1.0) / qmax).astype(np.float32)
+    shape = [1] * w.ndim
+    shape[axis] = -1
+    q = np.clip(np.round(w / scale.reshape(shape)), -qmax, qmax).astype(np.int8)
+    return q, scale
+
+
 def scalar_int8_params(constant: Callable[[str], Array | None], node: Node) -> tuple[float, int] | None:
     """``(scale, zero point)`` of a Q/DQ node whose scale is a positive constant scalar and whose zero point
     is a constant int8 scalar (``constant`` looks a value's data up by name), else None: the only form that

@@ -74,19 +74,19 @@ class DetectorConfig(Section):
     extra_input_sizes: list[InputSize] = []
 
 
+def _open(config: DetectorConfig, input_size: InputSize | None) -> Runtime:
+    """``config``'s model in its runtime at ``input_size`` (None: the size it was exported at)."""
+    return open_runtime(
+        config.model, config.runtime, config.threads, config.spin, input_size=input_size, plan_batch=config.plan_batch
+    )
+
+
 class Detector:
     """A detector model with its preprocessing and decoding, plus the per-source ``interval`` schedule."""
 
     def __init__(self, config: DetectorConfig, runtime: Runtime | None = None) -> None:
         self.config = config
-        self.runtime = runtime or open_runtime(
-            config.model,
-            config.runtime,
-            config.threads,
-            config.spin,
-            input_size=config.input_size,
-            plan_batch=config.plan_batch or 4,
-        )
+        self.runtime = runtime or _open(config, config.input_size)
         meta = self.runtime.metadata
         where = str(self.runtime.path)
         kind = meta.get("postprocess")
@@ -129,14 +129,7 @@ class Detector:
         extra = []
         for size in config.extra_input_sizes:
             check_input_size(size, strides, where=f"primary.extra_input_sizes ({self.runtime.path.name})")
-            runtime = open_runtime(
-                config.model,
-                config.runtime,
-                config.threads,
-                config.spin,
-                input_size=size,
-                plan_batch=config.plan_batch or 4,
-            )
+            runtime = _open(config, size)
             extra.append((InputSpec.from_metadata(runtime.metadata), runtime))
         return extra
 

@@ -12,8 +12,8 @@ the cache only ever saves time. Plans are written to a temporary name and rename
 a file.
 
 Example:
-    >>> path = cached_plan(onnx_bytes, name="detector", batch=4)  # doctest: +SKIP
-    >>> PlanRuntime(path)  # doctest: +SKIP
+    >>> path, plan = cached_plan(onnx_bytes, name="detector", batch=4)  # doctest: +SKIP
+    >>> PlanRuntime(path, plan=plan)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -23,8 +23,12 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lanner.core.errors import ConfigError, LannerError
+
+if TYPE_CHECKING:
+    from lanner.engine.plan import Plan
 
 logger = logging.getLogger("lanner.pipeline")
 
@@ -47,23 +51,21 @@ def plan_key(model_bytes: bytes, batch: int) -> str:
     return digest.hexdigest()[:20]
 
 
-def cached_plan(model_bytes: bytes, *, name: str, batch: int, directory: Path | None = None) -> Path:
-    """The path of a loadable plan for ``model_bytes`` at ``batch``: from the cache, or built and cached now."""
+def cached_plan(model_bytes: bytes, *, name: str, batch: int, directory: Path | None = None) -> tuple[Path, Plan]:
+    """A plan for ``model_bytes`` at ``batch`` and its file: read from the cache, or built and cached now."""
     from lanner.engine.plan import read_plan
 
     directory = directory or cache_dir()
     path = directory / f"{Path(name).stem}-{plan_key(model_bytes, batch)}.plan"
     if path.is_file():
         try:
-            read_plan(path)
-            return path
+            return path, read_plan(path)
         except LannerError as exc:
             logger.warning("cached plan %s is unusable (%s); building it again", path, exc)
-    _build(model_bytes, name, batch, path)
-    return path
+    return path, _build(model_bytes, name, batch, path)
 
 
-def _build(model_bytes: bytes, name: str, batch: int, path: Path) -> None:
+def _build(model_bytes: bytes, name: str, batch: int, path: Path) -> Plan:
     from lanner.engine.build import BuildConfig, build_engine
     from lanner.engine.plan import write_plan
 
@@ -83,6 +85,7 @@ def _build(model_bytes: bytes, name: str, batch: int, path: Path) -> None:
             fix=f"set {CACHE_ENV} to a writable folder",
         ) from None
     logger.warning("built %s in %.1f s", path.name, time.perf_counter() - start)
+    return plan
 
 
 def _dynamic_batch(model_bytes: bytes) -> bool:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -29,6 +29,7 @@ from lanner.core.assets import resolve_asset
 from lanner.core.errors import ConfigError, DataError
 
 RUNTIMES = ("auto", "onnxruntime", "lanner")
+DEFAULT_PLAN_BATCH = 4  # the batch a plan built from an ONNX model is tuned at when nobody says (the mux's default)
 PLAN_SUFFIXES = (".plan", ".lplan")
 
 
@@ -88,14 +89,14 @@ def open_runtime(
     threads: int = 2,
     spin: bool = False,
     input_size: tuple[int, int] | None = None,
-    plan_batch: int = 4,
+    plan_batch: int | None = None,
 ) -> Runtime:
     """Open ``path`` (or ``builtin:<name>``, a model shipped with lanner) in ``runtime`` ("auto": by suffix).
 
     ``spin`` applies to ONNX Runtime only (see the module docstring). ``input_size`` (height, width) runs an
     ONNX detector at another network input than it was exported at (``infer.input_size``); a plan is fixed
     at the size it was built for, so there it must match. ``plan_batch``: the batch a plan built from an ONNX
-    model (``runtime="lanner"``) is tuned at.
+    model (``runtime="lanner"``) is tuned at (None: ``DEFAULT_PLAN_BATCH``).
     """
     path = resolve_asset(path)
     if runtime not in RUNTIMES:
@@ -109,8 +110,8 @@ def open_runtime(
         from lanner.pipeline.infer.plan_cache import cached_plan
 
         data = path.read_bytes() if input_size is None else resized_model_bytes(path, input_size)
-        plan = cached_plan(data, name=path.name, batch=plan_batch)
-        return _open_plan(plan, threads)
+        plan_path, plan = cached_plan(data, name=path.name, batch=plan_batch or DEFAULT_PLAN_BATCH)
+        return _open_plan(plan_path, threads, plan)
     if kind == "lanner":
         return _checked_size(_open_plan(path, threads), input_size)
     if input_size is None:
@@ -143,7 +144,7 @@ def _checked_size(runtime: Runtime, input_size: tuple[int, int] | None) -> Runti
     return runtime
 
 
-def _open_plan(path: Path, threads: int) -> Runtime:
+def _open_plan(path: Path, threads: int, plan: Any = None) -> Runtime:
     try:
         from lanner.engine.runtime import Engine  # noqa: F401  (the engine's plan runtime)
     except ImportError:
@@ -152,7 +153,7 @@ def _open_plan(path: Path, threads: int) -> Runtime:
             where=str(path),
             fix="point the model at the .onnx file (runtime: onnxruntime)",
         ) from None
-    return PlanRuntime(path, threads)
+    return PlanRuntime(path, threads, plan)
 
 
 class PlanRuntime:
@@ -163,13 +164,14 @@ class PlanRuntime:
     runtime from the same ``primary.threads``, so they agree (2 workers x 1 thread, as with ONNX Runtime).
     """
 
-    def __init__(self, path: Path, threads: int = 2) -> None:
+    def __init__(self, path: Path, threads: int = 2, plan: Any = None) -> None:
+        """``plan``: the ``Plan`` read from (or just written to) ``path``, so it is not read again."""
         import torch
 
         from lanner.engine.runtime import Engine
 
         torch.set_num_threads(threads)
-        self.engine = Engine.load(path)
+        self.engine = Engine.load(path) if plan is None else Engine(plan)
         self.path = path
         self.metadata = dict(getattr(self.engine.plan.graph, "metadata_props", {}) or {})
         first = self.engine.inputs[0]

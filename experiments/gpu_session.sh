@@ -8,6 +8,9 @@
 #   bash experiments/gpu_session.sh synth1   # synth yolox_s on 8000 images (SYNTH_ARGS adds e.g. --epochs 50)
 #   bash experiments/gpu_session.sh base     # class extension, step 1: the 3-class base -> $OUT/classext_base.safetensors
 #   bash experiments/gpu_session.sh ext      # step 2: carry that file as carry/classext_base.safetensors
+# A run longer than one call (the machine stays warm while the next call comes within its idle window):
+#   bash experiments/gpu_session.sh synth-bg   # start synth yolox_s in its own process session, follow it
+#   bash experiments/gpu_session.sh follow     # a later call: follow it to the end, bring back its result
 # Each job runs under `timeout` and copies its log and result.json to $OUT (default: runs/out).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +18,8 @@ OUT=${OUT:-runs/out}
 LIMIT=${LIMIT:-540}
 mkdir -p "$OUT" runs
 if [ -d .whl ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+  # a warm machine has them already (and a background run may be using them)
+  [ -d /tmp/site/pydantic ] || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
   export PYTHONPATH=/tmp/site:$PWD/src
 else
   export PYTHONPATH=$PWD/src
@@ -36,6 +40,19 @@ starter() {
   $L dataset synth --out data/starter/val --images 300 --resolution 640x360 --seed 202 --workers 12 --force
   $L train -e configs/train/starter_detector_gpu.yaml -r runs/starter_gpu
   $L export -m runs/starter_gpu/best.safetensors -o "$OUT/traffic_detector.onnx" --dynamic-batch
+}
+
+follow_bg() {  # follow_bg SECONDS: print the background run's epochs until it ends or SECONDS pass
+  local end=$((SECONDS + $1))
+  while [ ! -f runs/synth_bg.rc ] && [ $SECONDS -lt $end ]; do sleep 10; done
+  grep -E "mAP|epoch" runs/synth_bg.log | tail -n 8
+  cp runs/synth_bg.log "$OUT/synth.log"
+  if [ -f runs/synth_bg.rc ]; then
+    echo "synth rc=$(cat runs/synth_bg.rc)" >> "$OUT/rc.txt"
+    cp runs/synth_yolox_s/result.json "$OUT/synth.json" 2>/dev/null
+  else
+    echo "synth still running after this call" >> "$OUT/rc.txt"
+  fi
 }
 
 case "${1:-}" in
@@ -60,7 +77,14 @@ case "${1:-}" in
   ext)
     job classext 0 "python3 experiments/class_extension.py --out runs/classext --workers 14 --base-checkpoint carry/classext_base.safetensors && cp runs/classext/result.json $OUT/classext.json"
     ;;
-  *) echo "usage: $0 a|b|c|synth1|base|ext" >&2; exit 2 ;;
+  synth-bg)
+    setsid nohup bash -c "python3 experiments/synth_yolox_s.py --out runs/synth_yolox_s --workers 14 --train-images 8000 ${SYNTH_ARGS:-} > runs/synth_bg.log 2>&1; echo \$? > runs/synth_bg.rc" > /dev/null 2>&1 < /dev/null &
+    follow_bg "$LIMIT"
+    ;;
+  follow)
+    follow_bg "$LIMIT"
+    ;;
+  *) echo "usage: $0 a|b|c|synth1|base|ext|synth-bg|follow" >&2; exit 2 ;;
 esac
 wait
 cat "$OUT/rc.txt"

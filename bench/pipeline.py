@@ -17,7 +17,7 @@ trained model (``--model``), a random-weight ``yolox_nano`` exported at 640x384 
 boxes, so tracking costs little).
 
     python bench/pipeline.py [--seconds 4] [--batch 4] [--repeats 3] [--model detector.onnx] [--interval 0]
-                             [--json out.json]
+                             [--json out.json] [--attribute]   # CPU ms per frame of each pipeline thread
                              [--soak 600]   # then 10 minutes of looping sources: resident memory must stay flat
 """
 
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -104,6 +105,12 @@ def inference_only(model: Path, batch: int, frames: int, layout: str) -> tuple[f
 
 def pipeline_fps(paths: list[Path], model: Path, batch: int, interval: int) -> tuple[float, float]:
     """Frames/s and CPU ms/frame of ``lanner run`` with its default inference layout."""
+    pipeline = pipeline_runner(paths, model, batch, interval)
+    return timed(lambda: pipeline.run().frames)
+
+
+def pipeline_runner(paths: list[Path], model: Path, batch: int, interval: int) -> Pipeline:
+    """The pipeline the bench measures: the files, batch ``batch``, the detector, ByteTrack, no sinks."""
     data = {
         "sources": [{"uri": str(p)} for p in paths],
         "mux": {"batch_size": batch, "batched_push_timeout_ms": 40},
@@ -111,8 +118,52 @@ def pipeline_fps(paths: list[Path], model: Path, batch: int, interval: int) -> t
         "tracker": {"type": "bytetrack"},
         "telemetry": {"interval_s": 0, "summary_path": None},
     }
-    pipeline = Pipeline(load_pipeline_config(data=data))
-    return timed(lambda: pipeline.run().frames)
+    return Pipeline(load_pipeline_config(data=data))
+
+
+def _thread_cpu_s(tid: int) -> float | None:
+    """CPU seconds (user + system) of thread ``tid`` of this process so far (Linux ``/proc``), or ``None``."""
+    try:
+        fields = Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def attribute(run: Callable[[], int], every_s: float = 0.05) -> dict[str, float]:
+    """Run ``run()`` (returns a frame count) and split the process's CPU time by thread name, in ms per frame.
+
+    Threads are sampled every ``every_s`` (the last reading before a thread ends counts); names lose their
+    trailing numbers (``lanner-src-2`` -> ``lanner-src``); threads Python did not start (FFmpeg's decode
+    threads, ONNX Runtime's pool) are ``native``. The sampler's own cost is reported as ``sampler``.
+    """
+    if not Path("/proc/self/task").is_dir():
+        raise SystemExit("--attribute needs Linux /proc")
+    start = {int(t): _thread_cpu_s(int(t)) or 0.0 for t in os.listdir("/proc/self/task")}
+    seen: dict[int, tuple[str, float]] = {}
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            names = {t.native_id: t.name for t in threading.enumerate()}
+            for entry in os.listdir("/proc/self/task"):
+                tid = int(entry)
+                cpu = _thread_cpu_s(tid)
+                if cpu is not None:
+                    name = names.get(tid) or (seen[tid][0] if tid in seen else "native")
+                    seen[tid] = (name, cpu)
+            time.sleep(every_s)
+
+    sampler = threading.Thread(target=sample, name="sampler", daemon=True)
+    sampler.start()
+    frames = run()
+    done.set()
+    sampler.join()
+    per_name: dict[str, float] = {}
+    for tid, (name, cpu) in seen.items():
+        key = name.rstrip("0123456789-_ ") or name
+        per_name[key] = per_name.get(key, 0.0) + (cpu - start.get(tid, 0.0)) * 1000 / max(frames, 1)
+    return dict(sorted(per_name.items(), key=lambda kv: -kv[1]))
 
 
 def hand_loop_fps(paths: list[Path], model: Path, spin: bool = False) -> tuple[float, float]:
@@ -177,6 +228,7 @@ def main() -> None:
     parser.add_argument("--interval", type=int, default=0, help="detector interval for an extra pipeline run")
     parser.add_argument("--json", default=None, help="also write the results here")
     parser.add_argument("--soak", type=float, default=0, help="then run looping sources this long, sampling RSS")
+    parser.add_argument("--attribute", action="store_true", help="then one pipeline run: CPU ms/frame per thread")
     args = parser.parse_args()
     paths = clips(args.seconds)
     model = model_path(args.model)
@@ -204,6 +256,11 @@ def main() -> None:
     results["efficiency"] = best["pipeline"][0] / ceiling  # against the best inference-only layout
     results["vs_hand_loop"] = best["pipeline"][0] / hand
     results["realtime_720p30_streams"] = best["pipeline"][0] / 30.0
+    if args.attribute:
+        pipeline = pipeline_runner(paths, model, args.batch, 0)
+        results["pipeline_cpu_ms_per_frame_by_thread"] = {
+            name: round(ms, 2) for name, ms in attribute(lambda: pipeline.run().frames).items()
+        }
     if args.soak:
         samples = soak(paths, model, args.batch, args.soak)
         results["soak_rss_mb"] = [round(mb, 1) for _, mb in samples]

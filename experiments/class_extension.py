@@ -26,6 +26,9 @@ def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--replay", type=int, default=200, help="old-class images replayed during extension")
     p.add_argument("--extend-epochs", type=int, default=120)
+    p.add_argument("--extend-eval-interval", type=int, default=10, help="validate every N extension epochs")
+    p.add_argument("--freeze-blocks", type=int, default=0, help="backbone blocks kept fixed while extending")
+    p.add_argument("--freeze-bn", action="store_true", help="keep every BatchNorm fixed while extending")
     p.add_argument("--base-only", action="store_true", help="train the 3-class base, copy its checkpoint, stop")
     p.add_argument("--base-checkpoint", type=Path, default=None, help="a base from an earlier --base-only run")
     args = p.parse_args()
@@ -57,10 +60,10 @@ def main() -> None:
     spec["dataset"].update(
         classes=["car", "bicycle", "person", NEW], replay=str(replay_3class), replay_images=args.replay
     )
-    spec["model"]["extend_from"] = base_run["best"]
+    spec["model"].update(extend_from=base_run["best"], freeze_blocks=args.freeze_blocks, freeze_bn=args.freeze_bn)
     spec["training"].update(lr=spec["training"]["lr"] / 2, warmup_epochs=0 if args.smoke else 1)
     spec["training"]["batch_size"] = min(spec["training"]["batch_size"], 16)
-    spec["evaluation"]["interval"] = 5 if not args.smoke else 1
+    spec["evaluation"]["interval"] = args.extend_eval_interval if not args.smoke else 1
     extended = run(spec, args.out / "extended")
     ext_val = evaluate(extended["best"], val4)
     old = [c for c in base_val["AP"] if c != NEW]
@@ -77,6 +80,12 @@ def main() -> None:
             "old_classes_mAP_after": old_after,
             "old_classes_drop_points": round(drop_points, 2),
             "new_class_AP50": ext_val["AP50"][NEW],
+            "recipe": {
+                "extend_epochs": args.extend_epochs,
+                "replay": args.replay,
+                "freeze_blocks": args.freeze_blocks,
+                "freeze_bn": args.freeze_bn,
+            },
             "passed": bool(drop_points <= 2 and ext_val["AP50"][NEW] >= 0.7),
         },
     )

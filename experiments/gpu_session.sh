@@ -6,11 +6,14 @@
 #                                         # GPU1: class extension + starter detector
 # One GPU (nvidia-h200 kind), one job per call:
 #   bash experiments/gpu_session.sh synth1   # synth yolox_s on 8000 images (SYNTH_ARGS adds e.g. --epochs 50)
-#   bash experiments/gpu_session.sh base     # class extension, step 1: the 3-class base -> $OUT/classext_base.safetensors
-#   bash experiments/gpu_session.sh ext      # step 2: carry that file as carry/classext_base.safetensors
+#   bash experiments/gpu_session.sh base     # class extension, step 1: the 3-class base, brought back in 15 MB
+#                                             # parts ($OUT/classext_base.safetensors.part-*: files over 16 MiB
+#                                             # do not come back); `cat` them into carry/classext_base.safetensors
+#   bash experiments/gpu_session.sh ext      # step 2: carry that file (CLASSEXT_ARGS adds recipe flags)
 # A run longer than one call (the machine stays warm while the next call comes within its idle window):
-#   bash experiments/gpu_session.sh synth-bg   # start synth yolox_s in its own process session, follow it
-#   bash experiments/gpu_session.sh follow     # a later call: follow it to the end, bring back its result
+#   bash experiments/gpu_session.sh synth-bg     # start synth yolox_s in its own process session, follow it
+#   bash experiments/gpu_session.sh classext-bg  # the same for class extension, base and extension in one job
+#   bash experiments/gpu_session.sh follow       # a later call: follow it to the end, bring back its result
 # Each job runs under `timeout` and copies its log and result.json to $OUT (default: runs/out).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -42,16 +45,23 @@ starter() {
   $L export -m runs/starter_gpu/best.safetensors -o "$OUT/traffic_detector.onnx" --dynamic-batch
 }
 
-follow_bg() {  # follow_bg SECONDS: print the background run's epochs until it ends or SECONDS pass
-  local end=$((SECONDS + $1))
-  while [ ! -f runs/synth_bg.rc ] && [ $SECONDS -lt $end ]; do sleep 10; done
-  grep -E "mAP|epoch" runs/synth_bg.log | tail -n 8
-  cp runs/synth_bg.log "$OUT/synth.log"
-  if [ -f runs/synth_bg.rc ]; then
-    echo "synth rc=$(cat runs/synth_bg.rc)" >> "$OUT/rc.txt"
-    cp runs/synth_yolox_s/result.json "$OUT/synth.json" 2>/dev/null
+start_bg() {  # start_bg NAME RESULT COMMAND: run COMMAND in its own process session (outlives this call)
+  echo "$1 $2" > runs/bg.job
+  rm -f runs/bg.rc
+  setsid nohup bash -c "$3 > runs/bg.log 2>&1; echo \$? > runs/bg.rc" > /dev/null 2>&1 < /dev/null &
+}
+
+follow_bg() {  # follow_bg SECONDS: print the background job's epochs until it ends or SECONDS pass
+  local end=$((SECONDS + $1)) name result
+  read -r name result < runs/bg.job
+  while [ ! -f runs/bg.rc ] && [ $SECONDS -lt $end ]; do sleep 10; done
+  grep -E "mAP|epoch" runs/bg.log | tail -n 8
+  cp runs/bg.log "$OUT/$name.log"
+  if [ -f runs/bg.rc ]; then
+    echo "$name rc=$(cat runs/bg.rc)" >> "$OUT/rc.txt"
+    cp "$result" "$OUT/$name.json" 2>/dev/null
   else
-    echo "synth still running after this call" >> "$OUT/rc.txt"
+    echo "$name still running after this call" >> "$OUT/rc.txt"
   fi
 }
 
@@ -72,19 +82,25 @@ case "${1:-}" in
     job synth 0 "python3 experiments/synth_yolox_s.py --out runs/synth_yolox_s --workers 14 --train-images 8000 ${SYNTH_ARGS:-} && cp runs/synth_yolox_s/result.json $OUT/synth.json"
     ;;
   base)
-    job classext 0 "python3 experiments/class_extension.py --out runs/classext --workers 14 --base-only && cp runs/classext/result.json $OUT/classext_base.json && cp runs/classext/base_3class.safetensors $OUT/classext_base.safetensors"
+    job classext 0 "python3 experiments/class_extension.py --out runs/classext --workers 14 --base-only && cp runs/classext/result.json $OUT/classext_base.json && split -b 15M runs/classext/base_3class.safetensors $OUT/classext_base.safetensors.part-"
     ;;
   ext)
-    job classext 0 "python3 experiments/class_extension.py --out runs/classext --workers 14 --base-checkpoint carry/classext_base.safetensors && cp runs/classext/result.json $OUT/classext.json"
+    job classext 0 "python3 experiments/class_extension.py --out runs/classext --workers 14 --base-checkpoint carry/classext_base.safetensors ${CLASSEXT_ARGS:-} && cp runs/classext/result.json $OUT/classext.json"
     ;;
   synth-bg)
-    setsid nohup bash -c "python3 experiments/synth_yolox_s.py --out runs/synth_yolox_s --workers 14 --train-images 8000 ${SYNTH_ARGS:-} > runs/synth_bg.log 2>&1; echo \$? > runs/synth_bg.rc" > /dev/null 2>&1 < /dev/null &
+    start_bg synth runs/synth_yolox_s/result.json \
+      "python3 experiments/synth_yolox_s.py --out runs/synth_yolox_s --workers 14 --train-images 8000 ${SYNTH_ARGS:-}"
+    follow_bg "$LIMIT"
+    ;;
+  classext-bg)  # base and extension in one job (CLASSEXT_ARGS e.g. "--freeze-blocks 2 --extend-epochs 100")
+    start_bg classext runs/classext/result.json \
+      "python3 experiments/class_extension.py --out runs/classext --workers 14 ${CLASSEXT_ARGS:-}"
     follow_bg "$LIMIT"
     ;;
   follow)
     follow_bg "$LIMIT"
     ;;
-  *) echo "usage: $0 a|b|c|synth1|base|ext|synth-bg|follow" >&2; exit 2 ;;
+  *) echo "usage: $0 a|b|c|synth1|base|ext|synth-bg|classext-bg|follow" >&2; exit 2 ;;
 esac
 wait
 cat "$OUT/rc.txt"

@@ -28,8 +28,7 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
 demo: $(STAMP)
-	@test -f demo_data/manifest.json || $(BIN)/lanner dataset synth --video --cameras 4 --seconds 10 --resolution 1280x720 --out demo_data --force
-	$(BIN)/lanner run -c configs/demo.yaml --truth
+	$(BIN)/lanner demo
 
 bench: $(STAMP)
 	@for f in bench/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done

@@ -11,11 +11,13 @@ import traceback
 from collections.abc import Sequence
 
 import click
+from rich.markup import escape
 
 from lanner import __version__
 from lanner.cli.app import CliState, err
 from lanner.cli.calibrate import calibrate
 from lanner.cli.dataset import dataset
+from lanner.cli.demo import demo
 from lanner.cli.engine import bench, build, compare
 from lanner.cli.model import evaluate_cmd, export_cmd, infer_cmd
 from lanner.cli.run import run
@@ -41,6 +43,7 @@ cli.add_command(evaluate_cmd)
 cli.add_command(infer_cmd)
 cli.add_command(export_cmd)
 cli.add_command(run)
+cli.add_command(demo)
 cli.add_command(build)
 cli.add_command(bench)
 cli.add_command(compare)
@@ -68,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LannerError as exc:
         if debug:
             traceback.print_exc()
-        err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", markup=True, highlight=False)  # a path may hold "[x]"
         return exc.exit_code
     except Exception as exc:  # the last line of defence: one line, traceback only on --debug
         if debug:

@@ -1,0 +1,84 @@
+"""``lanner demo``: renders the cameras once, runs the bundled config on them, prints counts vs truth."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lanner.cli.demo import bundled_config, demo_config
+from lanner.cli.main import main
+from lanner.pipeline.config import load_pipeline_config
+
+pytest.importorskip("av")
+ROOT = Path(__file__).resolve().parents[2]
+# small and quick: the detector at its native size, no secondary classifier
+SMALL = ["--cameras", "1", "--seconds", "1", "--resolution", "320x192", "--set", "primary.input_size=null",
+         "--set", "primary.extra_input_sizes=[]", "--set", "secondary=[]"]  # fmt: skip
+
+
+def fake_cameras(root: Path, cameras: int) -> Path:
+    for i in range(cameras):
+        (root / f"cam{i}").mkdir(parents=True)
+        lines = [{"name": "road", "p1_xy": [10.0 + i, 20.0], "p2_xy": [30.0, 40.0 + i]}]
+        (root / f"cam{i}" / "lines.json").write_text(json.dumps({"lines": lines}))
+    return root
+
+
+def test_bundled_config_is_valid_and_names_the_default_cameras() -> None:
+    config = load_pipeline_config(data=bundled_config())
+    assert [s.uri for s in config.sources] == [f"demo_data/cam{i}.mp4" for i in range(4)]
+    assert config.primary.model == "builtin:traffic_detector" and config.tracker.type == "bytetrack"
+
+
+def test_demo_config_points_at_the_rendered_cameras(tmp_path: Path) -> None:
+    data = fake_cameras(tmp_path / "data", 3)
+    config = load_pipeline_config(data=demo_config(data, tmp_path / "o", 3))
+    assert [s.uri for s in config.sources] == [str(data / f"cam{i}.mp4") for i in range(3)]
+    lines = {line.name: line for line in config.analytics.lines}
+    assert set(lines) == {"cam0_road", "cam1_road", "cam2_road"}
+    assert list(lines["cam2_road"].p1) == [12.0, 20.0] and lines["cam2_road"].sources == [2]
+    assert all(line.once_per_track for line in lines.values())
+    assert {Path(s.path).parent for s in config.sinks} == {tmp_path / "o"}
+    assert Path(config.telemetry.summary_path) == tmp_path / "o" / "summary.json"
+    assert (config.tiler.rows, config.tiler.columns) == (2, 2)  # 3 cameras fit a 2x2 grid
+
+
+def test_demo_renders_once_runs_and_compares_with_truth(tmp_path: Path, capsys) -> None:
+    data, out = tmp_path / "data", tmp_path / "out"
+    assert main(["demo", "--data", str(data), "--out", str(out), *SMALL]) == 0
+    printed = capsys.readouterr().out
+    assert "line counts vs ground truth" in printed and "counted" in printed and "true" in printed
+    assert (out / "tiled.mp4").stat().st_size > 0 and (out / "events.jsonl").is_file()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["frames"] == 30 and summary["stopped_by"] == "eos"
+    rendered = (data / "cam0.mp4").stat().st_mtime_ns
+    assert main(["demo", "--data", str(data), "--out", str(out), *SMALL]) == 0  # the same cameras: reused
+    assert (data / "cam0.mp4").stat().st_mtime_ns == rendered
+    other = [*SMALL[:4], "--seed", "3", *SMALL[4:]]
+    assert main(["demo", "--data", str(data), "--out", str(out), "--print-config", *other]) == 0  # re-rendered
+    assert json.loads((data / "manifest.json").read_text())["config"]["seed"] == 3
+
+
+def test_print_config_runs_as_is_with_lanner_run(tmp_path: Path, capsys) -> None:
+    data = fake_cameras(tmp_path / "data", 2)
+    (data / "manifest.json").write_text(json.dumps({"config": {"cameras": 2, "seconds": 10.0, "width": 1280,
+                                                               "height": 720, "seed": 0}}))  # fmt: skip
+    for i in range(2):
+        (data / f"cam{i}.mp4").write_bytes(b"")  # present: not rendered again
+    args = ["demo", "--data", str(data), "--cameras", "2", "--print-config", "--set", "primary.interval=2"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    config = load_pipeline_config(data=yaml.safe_load(printed))
+    assert config.primary.interval == 2 and len(config.sources) == 2
+    assert [s.type for s in config.sinks] == ["video", "jsonl"]
+
+
+def test_a_foreign_data_folder_is_refused(tmp_path: Path, capsys) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    assert main(["demo", "--data", str(tmp_path), *SMALL]) == 2
+    err = capsys.readouterr().err
+    assert "holds no demo cameras" in err and "--data" in err
+    assert (tmp_path / "notes.txt").read_text() == "mine"

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lanner.cli.demo import bundled_config, demo_config
 from lanner.cli.main import main
 from lanner.pipeline.config import load_pipeline_config
+from lanner.pipeline.demo import bundled_config, demo_config
 
 pytest.importorskip("av")
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,3 +82,11 @@ def test_a_foreign_data_folder_is_refused(tmp_path: Path, capsys) -> None:
     err = capsys.readouterr().err
     assert "holds no demo cameras" in err and "--data" in err
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_demo_module_example_runs() -> None:
+    import doctest
+
+    import lanner.pipeline.demo
+
+    assert doctest.testmod(lanner.pipeline.demo).failed == 0

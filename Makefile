@@ -19,7 +19,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/lint-imports
-	$(BIN)/mypy src/lanner/core
+	$(BIN)/mypy src/lanner/core src/lanner/engine
 
 test: lint
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -q

@@ -139,7 +139,7 @@ def variants(choices: TacticChoices) -> dict[str, dict[str, str]]:
         for t in offered:
             offered_by.setdefault(t, set()).add(node)
     names = sorted(offered_by)
-    orders = [(f"uniform:{t}", (t,)) for t in names]
+    orders: list[tuple[str, tuple[str, ...]]] = [(f"uniform:{t}", (t,)) for t in names]
     orders += [(f"uniform:{t}+{p}", (p, t)) for t in names for p in names if p != t and offered_by[p] < offered_by[t]]
     for name, order in orders:
         plan = {

@@ -25,6 +25,10 @@ class Executable(Protocol):
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]: ...
 
+    def run_all(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Every value the graph computes, by name (calibration reads intermediate tensors)."""
+        ...
+
 
 class Backend(Protocol):
     """One way to execute graphs."""

@@ -81,7 +81,7 @@ class Preprocess:
 
         image = image_bgr if self.color_order == "BGR" else cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
         image = self._resize(image).astype(np.float32)
-        image = (image - np.float32(self.mean)) / np.float32(self.std)
+        image = (image - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
         return np.ascontiguousarray(image.transpose(2, 0, 1) if self.layout == "NCHW" else image)
 
     def _resize(self, image: np.ndarray) -> np.ndarray:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,12 +79,12 @@ def resolve_exclusions(graph: Graph, exclude: Iterable[str]) -> set[str]:
     return pinned
 
 
-def quantized_nodes(graph: Graph, pinned: set[str] = frozenset()) -> list[Node]:
+def quantized_nodes(graph: Graph, pinned: AbstractSet[str] = frozenset()) -> list[Node]:
     """The nodes that get Q/DQ inputs: weighted ops in the default domain that are not pinned."""
     return [n for n in graph.nodes if n.op_type in ACTIVATION_INPUTS and not n.domain and n.name not in pinned]
 
 
-def residual_slots(graph: Graph, pinned: set[str] = frozenset()) -> dict[str, int]:
+def residual_slots(graph: Graph, pinned: AbstractSet[str] = frozenset()) -> dict[str, int]:
     """Add node name → the input slot of its skip, for each two-input Add that a quantized Conv's output feeds
     alone (the conv that ``fuse_residual_add`` will fuse the add into; same order of preference: first input)."""
     producers, consumers = graph.producers(), graph.consumers()
@@ -114,7 +115,9 @@ POOLS = ("MaxPool", "AveragePool", "GlobalAveragePool")
 _EPILOGUE_OPS = ("Relu", "Clip", "LeakyRelu", "HardSwish", "Sigmoid")
 
 
-def pooled_inputs(graph: Graph, pinned: set[str] = frozenset(), residual: dict[str, int] | None = None) -> list[str]:
+def pooled_inputs(
+    graph: Graph, pinned: AbstractSet[str] = frozenset(), residual: dict[str, int] | None = None
+) -> list[str]:
     """Pool node names whose input gets a Q/DQ pair: the input is read by the pool alone and comes from a quantized
     Conv through ops the builder fuses into it (an activation, a residual Add). Then the conv writes int8 (as
     before ResNet's stem MaxPool or its last GlobalAveragePool) instead of a float tensor that only the pool reads.
@@ -151,7 +154,7 @@ def _behind_epilogue(
     return node
 
 
-def _quantized_slots(graph: Graph, pinned: set[str]) -> list[tuple[Node, tuple[int, ...]]]:
+def _quantized_slots(graph: Graph, pinned: AbstractSet[str]) -> list[tuple[Node, tuple[int, ...]]]:
     """(node, activation slots to quantize) for the weighted ops, the residual adds and the pools, in graph order."""
     residual = residual_slots(graph, pinned)
     pools = set(pooled_inputs(graph, pinned, residual))
@@ -167,7 +170,7 @@ def _quantized_slots(graph: Graph, pinned: set[str]) -> list[tuple[Node, tuple[i
     return result
 
 
-def activations_to_quantize(graph: Graph, pinned: set[str] = frozenset()) -> list[str]:
+def activations_to_quantize(graph: Graph, pinned: AbstractSet[str] = frozenset()) -> list[str]:
     """The run-time float32 tensors that get a Q/DQ pair, in graph order, each once."""
     return _activations(graph, _quantized_slots(graph, pinned))
 

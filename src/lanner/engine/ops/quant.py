@@ -52,14 +52,14 @@ def _quantize_infer(node: Node, ins: Ins) -> list[TensorType]:
     return [(_output_dtype(node, None if zp is None else zp.dtype), x.shape)]
 
 
-def _to_integer(x: Array, scale: Array, zero_point: Array) -> Array:
+def _to_integer(x: Array, scale: Array | np.floating, zero_point: Array | np.integer) -> Array:
     """``saturate(round_half_to_even(x / scale) + zero_point)`` in the zero point's integer type."""
     info = np.iinfo(zero_point.dtype)
     y = np.round(np.asarray(x, dtype=np.float32) / scale) + zero_point.astype(np.float32)
     return np.clip(y, info.min, info.max).astype(zero_point.dtype)
 
 
-def _to_real(x: Array, scale: Array, zero_point: Array) -> Array:
+def _to_real(x: Array, scale: Array | np.floating, zero_point: Array | np.integer) -> Array:
     """``(x - zero_point) * scale`` in float32 (integer subtraction first, as the spec's formula)."""
     return (np.asarray(x).astype(np.int32) - zero_point.astype(np.int32)).astype(np.float32) * scale
 
@@ -137,7 +137,10 @@ def qconv(node: Node, xs: Inputs) -> Array:
     """
     from lanner.engine.ops.fused import fused_conv
 
-    real = _to_real(xs[0], np.float32(node.attr("x_scale")), np.int8(node.attr("x_zero_point", 0)))
+    x = xs[0]
+    if x is None:  # the importer requires X; only a hand-built graph can get here
+        raise ValueError(f"QConv {node.name!r} has no X input")
+    real = _to_real(x, np.float32(node.attr("x_scale")), np.int8(node.attr("x_zero_point", 0)))
     rest = list(xs[1:])
     z_scale = float(node.attr("z_scale", 0.0))
     if z_scale and len(rest) > 2 and rest[2] is not None:

@@ -195,7 +195,8 @@ direction-South=284;840;360;662;
 
 def test_nvdsanalytics_lines_rois_and_overcrowding_are_imported(tmp_path: Path) -> None:
     write(tmp_path, ANALYTICS, "analytics.txt")
-    app = write(tmp_path, "[source0]\nuri=a.mp4\n[nvds-analytics]\nenable=1\nconfig-file=analytics.txt\n")
+    sources = "".join(f"[source{i}]\nuri=c{i}.mp4\n" for i in range(3))  # streams 0-2 of the analytics file
+    app = write(tmp_path, sources + "[nvds-analytics]\nenable=1\nconfig-file=analytics.txt\n")
     config, warnings = load_deepstream_config(app)
     a = config.analytics
     assert a.reference_size == (1920, 1080)

@@ -18,6 +18,7 @@ MODULES = [
     "lanner.pipeline.metrics",
     "lanner.pipeline.metrics.mot",
     "lanner.pipeline.deepstream_analytics",
+    "lanner.pipeline.deepstream_ini",
     "lanner.pipeline.analytics.config",
 ]
 

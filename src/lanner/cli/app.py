@@ -20,8 +20,9 @@ from rich.progress import (
 
 from lanner.core.progress import ProgressFn
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# emoji=False: user text such as a batch profile "a:b:c" must not turn into emoji (":b:" is one)
+out = Console(highlight=False, soft_wrap=True, emoji=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
 @dataclass

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from rich.markup import escape
 
 from lanner.cli.app import info, out, progress_bar
 from lanner.engine.calibrate.cache import DEFAULT_TRT_VERSION
@@ -75,7 +76,7 @@ def calibrate(
     if cache is None and images is None:
         raise click.UsageError("give --images DIR (or --cache FILE to reuse a TensorRT calibration cache)")
     source = f"cache {cache}" if cache is not None else f"{images}"
-    info(f"calibrating {model.name} ({method if cache is None else 'from cache'}) on {source}")
+    info(escape(f"calibrating {model.name} ({method if cache is None else 'from cache'}) on {source}"))
     total = None if cache is not None or images is None else len(list_images(images, count))
     with progress_bar("calibrating", total) as advance:
         report = calibrate_model(
@@ -93,7 +94,7 @@ def calibrate(
             progress=advance,
         )
     for note in report.notes:
-        info(f"note: {note}")
+        info(escape(f"note: {note}"))
     q = report.quantized
     out.print(
         f"{len(q.quantized)} activations and {len(q.weights)} weights quantized "
@@ -103,4 +104,4 @@ def calibrate(
         else f"{len(q.quantized)} activations and {len(q.weights)} weights quantized from {len(q.amax)} cached ranges"
     )
     for path in (report.onnx_path, report.scales_path, report.cache_path):
-        out.print(f"wrote {path}")
+        out.print(f"wrote {path}", markup=False)

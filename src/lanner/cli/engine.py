@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 import numpy as np
+from rich.markup import escape
 
 from lanner.cli.app import info, out, progress_bar
 from lanner.core.errors import LannerError, UnsupportedOpError, UsageError
@@ -89,6 +90,10 @@ def build(
             raise UnsupportedOpError(f"{len(report.unsupported)} unsupported op type(s)", where=str(model))
         return
     target_path = output or model.with_suffix(".plan")
+    if target_path.is_dir():  # fail before the (long) build, not when writing
+        raise UsageError(
+            f"-o {target_path} is a folder", where="lanner build", fix="give a plan file path, e.g. -o m.plan"
+        )
     if precision == "int8":
         model = int8_model(model, calib, calib_method, calib_count, calib_cache, target_path)
     config = BuildConfig(
@@ -97,7 +102,7 @@ def build(
         cache_mode=cache_mode,  # type: ignore[arg-type]
         tune=not no_tune,
     )
-    info(f"building {model} ({precision}, cpu)")
+    info(f"building {escape(str(model))} ({precision}, cpu)")
     plan = build_engine(model, config)
     target = write_plan(plan, target_path)
     out.print(f"Original: {plan.layers['original']} layers → after fusion: {plan.layers['fused']}")
@@ -106,7 +111,7 @@ def build(
         tactics = ", ".join(f"{name} x{n}" for name, n in sorted(counts.items())) or "defaults"
         arena = memory["arena_bytes"] / 2**20
         out.print(f"profile {profile.min}:{profile.opt}:{profile.max}: tactics {tactics}; activations {arena:.1f} MiB")
-    out.print(f"wrote {target} ({target.stat().st_size / 2**20:.1f} MiB)")
+    out.print(f"wrote {target} ({target.stat().st_size / 2**20:.1f} MiB)", markup=False)
 
 
 def int8_model(model: Path, calib: Path | None, method: str, count: int, cache: Path | None, target: Path) -> Path:
@@ -130,7 +135,7 @@ def int8_model(model: Path, calib: Path | None, method: str, count: int, cache: 
         )
     work = target.with_name(f"{target.stem}_calib")
     total = None if cache is not None or calib is None else len(list_images(calib, count))
-    info(f"calibrating {model.name} ({'cache' if cache else method}) into {work}")
+    info(escape(f"calibrating {model.name} ({'cache' if cache else method}) into {work}"))
     with progress_bar("calibrating", total) as advance:
         report = calibrate_model(model, calib, work, method=method, count=count, cache=cache, progress=advance)
     return Path(report.onnx_path)
@@ -138,30 +143,31 @@ def int8_model(model: Path, calib: Path | None, method: str, count: int, cache: 
 
 @click.command("bench")
 @click.argument("source", type=_path_in)
-@click.option("--batch", type=int, default=1, show_default=True)
-@click.option("--threads", type=int, help="torch intra-op threads (default: torch's).")
-@click.option("--iterations", type=int, default=50, show_default=True)
-@click.option("--warmup", type=int, default=5, show_default=True)
+@click.option("--batch", type=click.IntRange(min=1), help="Batch size (default: the model's fixed batch, else 1).")
+@click.option("--threads", type=click.IntRange(min=1), help="torch intra-op threads (default: torch's).")
+@click.option("--iterations", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--warmup", type=click.IntRange(min=0), default=5, show_default=True)
 @click.option("--profile", "per_layer", is_flag=True, help="Per-layer time profile (trtexec --dumpProfile).")
 @_no_spin
 def bench(
-    source: Path, batch: int, threads: int | None, iterations: int, warmup: int, per_layer: bool, no_spin: bool
+    source: Path, batch: int | None, threads: int | None, iterations: int, warmup: int, per_layer: bool, no_spin: bool
 ) -> None:
     """Time a plan file or an ONNX model (built in memory) like trtexec: throughput and latency percentiles."""
     if no_spin:
         passive_threads()
-    engine = _engine(source, batch)
+    engine = _engine(source, batch or 1)
+    batch = resolve_batch(engine.inputs, batch, source)
     if threads:
         import torch
 
         torch.set_num_threads(threads)
     feeds = random_feeds(engine.inputs, batch)
     exe = engine.executable_for(feeds)
-    for _ in range(max(warmup, 0)):
+    for _ in range(warmup):
         exe.run(feeds)
     samples = []
     start = time.perf_counter()
-    for _ in range(max(iterations, 1)):
+    for _ in range(iterations):
         t0 = time.perf_counter()
         exe.run(feeds)
         samples.append((time.perf_counter() - t0) * 1e3)
@@ -208,17 +214,17 @@ def _print_profile(exe: Any, feeds: dict[str, np.ndarray], runs: int) -> None:
 @click.option("--per-layer", is_flag=True, help="Also compare every intermediate tensor both sides compute.")
 @click.option("--rtol", type=float, default=1e-3, show_default=True, help="Elementwise: |a - b| <= atol + rtol * |b|.")
 @click.option("--atol", type=float, default=1e-4, show_default=True)
-@click.option("--batch", type=int, default=1, show_default=True)
+@click.option("--batch", type=click.IntRange(min=1), help="Batch size (default: the model's fixed batch, else 1).")
 @click.option("--seed", type=int, default=0, show_default=True)
 def compare(
-    model: Path, against: str, backend: str, per_layer: bool, rtol: float, atol: float, batch: int, seed: int
+    model: Path, against: str, backend: str, per_layer: bool, rtol: float, atol: float, batch: int | None, seed: int
 ) -> None:
     """Run MODEL on lanner and on ONNX Runtime with the same random inputs; per output (and layer) diffs."""
     from lanner.engine import get_backend, load_onnx, optimize
 
     graph = optimize(load_onnx(model))
     specs = [_Spec(n, graph.values[n].dtype, graph.values[n].shape) for n in graph.inputs]
-    feeds = random_feeds(specs, batch, seed)
+    feeds = random_feeds(specs, resolve_batch(specs, batch, model), seed)
     exe: Any = get_backend(backend).prepare(graph)  # both backends have run_all
     ours = exe.run_all(feeds) if per_layer else exe.run(feeds)
     wanted = [n for node in graph.nodes for n in node.outputs if n] if per_layer else list(graph.outputs)
@@ -242,6 +248,23 @@ def compare(
 class _Spec:
     def __init__(self, name: str, dtype: Any, shape: Any) -> None:
         self.name, self.dtype, self.shape = name, dtype, shape
+
+
+def resolve_batch(specs: list[Any], batch: int | None, source: Path) -> int:
+    """The batch to run: ``batch`` (default 1), or the model's fixed batch, which ``batch`` must then equal.
+
+    Why: inputs of a fixed-batch model keep their own first dim, so a different ``--batch`` would run (and
+    report throughput for) a batch it never ran.
+    """
+    shape = tuple(specs[0].shape or ()) if specs else ()
+    fixed = shape[0] if shape and isinstance(shape[0], int) else None
+    if fixed is None or batch in (None, fixed):
+        return batch or fixed or 1
+    raise UsageError(
+        f"--batch {batch}: the model has a fixed batch of {fixed}",
+        where=str(source),
+        fix=f"use --batch {fixed}, or re-export the model with a dynamic batch (lanner export --dynamic-batch)",
+    )
 
 
 def random_feeds(specs: list[Any], batch: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -301,5 +324,5 @@ def _engine(source: Path, batch: int) -> Any:
     graph = load_onnx(source)
     first = graph.values[graph.inputs[0]].shape if graph.inputs else None
     dynamic = bool(first) and isinstance(first[0], str)  # type: ignore[index]
-    info(f"building {source} in memory (profile {batch}:{batch}:{batch})" if dynamic else f"building {source}")
+    info(escape(f"building {source} in memory (profile {batch}:{batch}:{batch})" if dynamic else f"building {source}"))
     return Engine(build_engine(source, BuildConfig(batch=[str(batch)] if dynamic else [])))

@@ -76,7 +76,7 @@ def run(
     if truth:
         out.print(truth_table(summary, config))
     if config.telemetry.summary_path:
-        info(f"summary: {config.telemetry.summary_path}")
+        info(f"summary: {escape(str(config.telemetry.summary_path))}")
     if summary.stopped_by == "signal":
         ctx.exit(EXIT_SIGNAL)
     if summary.errors:
@@ -116,16 +116,16 @@ def summary_table(summary: Any) -> Table:
         table.add_column(column, justify="left" if column in ("what", "status") else "right")
     for sid, src in summary.sources.items():
         status = src.get("error") or src.get("state", "")
-        table.add_row(f"source {sid} {src['name']}", str(src["frames"]), str(src["inferred"]),
-                      f"{src['fps']:.1f}", str(src.get("dropped", 0)), str(status))  # fmt: skip
+        _add_row(table, f"source {sid} {src['name']}", str(src["frames"]), str(src["inferred"]),
+                        f"{src['fps']:.1f}", str(src.get("dropped", 0)), str(status))  # fmt: skip
     for name, stage in summary.stages.items():
-        table.add_row(f"stage {name}", str(stage["frames"]), "", "", "",
-                      f"mean {stage['mean_ms']:.1f} ms, p95 {stage['p95_ms']:.1f} ms")  # fmt: skip
+        _add_row(table, f"stage {name}", str(stage["frames"]), "", "", "",
+                        f"mean {stage['mean_ms']:.1f} ms, p95 {stage['p95_ms']:.1f} ms")  # fmt: skip
     for name, sink in summary.sinks.items():
-        table.add_row(f"sink {name}", str(sink["written"]), "", "", str(sink["dropped"]),
-                      sink.get("error") or f"{sink['failed']} failed")  # fmt: skip
+        _add_row(table, f"sink {name}", str(sink["written"]), "", "", str(sink["dropped"]),
+                        sink.get("error") or f"{sink['failed']} failed")  # fmt: skip
     for line, counts in summary.analytics.get("lines", {}).items():
-        table.add_row(f"line {line}", "", "", "", "", f"in {counts['in']}, out {counts['out']}")
+        _add_row(table, f"line {line}", "", "", "", "", f"in {counts['in']}, out {counts['out']}")
     return table
 
 
@@ -150,9 +150,14 @@ def truth_table(summary: Any, config: Any) -> Table:
             want = truth.get(name.removeprefix(f"{path.stem}_"))
             if want is None:
                 continue
-            table.add_row(path.stem, name, str(got["in"]), str(want["in"]), str(got["out"]), str(want["out"]))
+            _add_row(table, path.stem, name, str(got["in"]), str(want["in"]), str(got["out"]), str(want["out"]))
             counted += got["in"] + got["out"]
             total += want["in"] + want["out"]
     error = abs(counted - total) / total * 100 if total else 0.0
     table.caption = f"all lines: {counted} counted, {total} true ({error:.1f}% off)"
     return table
+
+
+def _add_row(table: Table, *cells: str) -> None:
+    """A table row with the cells as plain text: names, paths and errors may hold "[x]" (rich markup)."""
+    table.add_row(*(Text(cell) for cell in cells))

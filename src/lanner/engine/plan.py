@@ -7,12 +7,13 @@ Layout (little-endian)::
     uint64 json_length
     JSON (UTF-8, sorted keys): format_version, lanner/library versions, device fingerprint, build config,
         source ONNX sha256, layer counts, graph (nodes with attributes, typed values), optimization
-        profiles (min/opt/max batch + tactic per node), memory plan summary
+        profiles (min/opt/max batch + tactic per node), memory plan summary, weights_sha256
     safetensors              every constant (weights), by ONNX tensor name
 
 Nothing in it depends on time or on dict order, so the same inputs give the same bytes. Loading a plan
 built for another format version, lanner version, library set or device raises ``PlanMismatchError``
-naming every difference.
+naming every difference; a damaged file (cut short, a malformed manifest, weights that no longer match
+their ``weights_sha256``) raises ``DataError`` instead of running with wrong numbers.
 
 Example:
     >>> plan = read_plan("resnet18.plan")  # doctest: +SKIP
@@ -22,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import struct
 from dataclasses import dataclass, field
@@ -93,6 +95,7 @@ class Plan:
         """The plan file's bytes (deterministic)."""
         from safetensors.numpy import save
 
+        weights = save({k: np.ascontiguousarray(v) for k, v in sorted(self.graph.constants.items())})
         manifest = {
             "format_version": FORMAT_VERSION,
             "lanner_version": self.libraries.get("lanner", "unknown"),
@@ -105,9 +108,9 @@ class Plan:
             "batch_symbol": self.batch_symbol,
             "profiles": [p.to_json() for p in self.profiles],
             "memory_plan": self.memory_plan,
+            "weights_sha256": hashlib.sha256(weights).hexdigest(),
         }
         text = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
-        weights = save({k: np.ascontiguousarray(v) for k, v in sorted(self.graph.constants.items())})
         return _HEADER.pack(MAGIC, FORMAT_VERSION, len(text)) + text + weights
 
     @staticmethod
@@ -124,22 +127,21 @@ class Plan:
                 where=where,
                 fix="rebuild the plan from the ONNX model with this lanner",
             )
+        fix = "rebuild it with `lanner build`"
+        blob = data[_HEADER.size + length :]
         try:
             manifest = json.loads(data[_HEADER.size : _HEADER.size + length])
-            weights = load(data[_HEADER.size + length :])
+            weights = load(blob)
         except Exception as exc:
-            raise DataError(f"corrupt plan file ({exc})", where=where, fix="rebuild it with `lanner build`") from exc
-        return Plan(
-            graph=graph_from_json(manifest["graph"], weights),
-            profiles=[Profile(p["min"], p["opt"], p["max"], dict(p["tactics"])) for p in manifest["profiles"]],
-            build_config=manifest["build_config"],
-            device=manifest["device"],
-            libraries=manifest["libraries"],
-            source_sha256=manifest["source_sha256"],
-            layers=manifest["layers"],
-            memory_plan=manifest["memory_plan"],
-            batch_symbol=manifest["batch_symbol"],
-        )
+            raise DataError(f"corrupt plan file ({exc})", where=where, fix=fix) from exc
+        expected = manifest.get("weights_sha256") if isinstance(manifest, dict) else None  # absent in older plans
+        if expected is not None and hashlib.sha256(blob).hexdigest() != expected:
+            raise DataError("corrupt plan file (its weights do not match their checksum)", where=where, fix=fix)
+        try:
+            return _plan_from_manifest(manifest, weights)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            what = f"missing field {exc}" if isinstance(exc, KeyError) else f"{type(exc).__name__}: {exc}"
+            raise DataError(f"corrupt plan file (malformed manifest: {what})", where=where, fix=fix) from None
 
     def check_compatible(self, where: str = "plan") -> None:
         """Raise ``PlanMismatchError`` listing every difference to this machine and these libraries."""
@@ -159,11 +161,34 @@ class Plan:
             )
 
 
+def _plan_from_manifest(manifest: dict[str, Any], weights: dict[str, np.ndarray]) -> Plan:
+    """The ``Plan`` a parsed manifest and its weights describe (``KeyError``/``TypeError`` when malformed)."""
+    return Plan(
+        graph=graph_from_json(manifest["graph"], weights),
+        profiles=[
+            Profile(int(p["min"]), int(p["opt"]), int(p["max"]), dict(p["tactics"])) for p in manifest["profiles"]
+        ],
+        build_config=dict(manifest["build_config"]),
+        device=dict(manifest["device"]),
+        libraries=dict(manifest["libraries"]),
+        source_sha256=manifest["source_sha256"],
+        layers=dict(manifest["layers"]),
+        memory_plan=list(manifest["memory_plan"]),
+        batch_symbol=manifest["batch_symbol"],
+    )
+
+
 def write_plan(plan: Plan, path: str | Path) -> Path:
     """Write ``plan`` to ``path`` (parent folders created)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(plan.to_bytes())
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(plan.to_bytes())
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise DataError(
+            f"cannot write the plan file: {reason}", where=str(path), fix="choose a writable file path"
+        ) from None
     return path
 
 

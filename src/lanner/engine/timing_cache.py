@@ -51,6 +51,10 @@ class TimingCache:
     def load(cls, path: str | Path, *, must_exist: bool = False) -> TimingCache:
         """Read ``path``; a missing file is an empty cache unless ``must_exist`` (replay needs one)."""
         path = Path(path)
+        if path.exists() and not path.is_file():  # else a long tuning run ends in IsADirectoryError on save
+            raise DataError(
+                "the timing cache path is a folder", where=str(path), fix="pass a file path, e.g. timing.json"
+            )
         if not path.is_file():
             if must_exist:
                 raise DataError(
@@ -76,9 +80,15 @@ class TimingCache:
     def save(self, path: str | Path | None = None) -> Path:
         """Write the cache as sorted JSON (deterministic bytes for the same entries)."""
         target = Path(path or self.path or "timing.cache")
-        target.parent.mkdir(parents=True, exist_ok=True)
         body = {"format": FORMAT, "version": VERSION, "entries": self.entries}
-        target.write_text(json.dumps(body, sort_keys=True, indent=1) + "\n")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(json.dumps(body, sort_keys=True, indent=1) + "\n")
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise DataError(
+                f"cannot write the timing cache: {reason}", where=str(target), fix="pass a writable file path"
+            ) from None
         return target
 
     def get(self, key: str) -> dict[str, Any] | None:

@@ -83,6 +83,8 @@ class PipelineConfig(Section):
     def _check(self) -> PipelineConfig:
         if not self.sources and self.control_port is None:
             raise ValueError("no sources; add at least one under 'sources' (or set control_port to add them later)")
+        if self.analytics is not None:  # sources may be added later through control_port: no bound then
+            self.analytics.check_ids(num_sources=len(self.sources) if self.control_port is None else None)
         if self.secondary and self.primary is None:
             raise ValueError("secondary classifiers need a primary detector; add a 'primary' section")
         names = [s.name or resolve_asset(s.model).stem for s in self.secondary]

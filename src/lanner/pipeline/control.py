@@ -12,7 +12,9 @@ body into a ``SourceConfig`` and calls ``on_add`` (which returns the new source 
 (with that id). Replies are JSON ``{"status": "HTTP/1.1 200 OK", "reason": "STREAM_ADD_SUCCESS", ...}``
 as DeepStream's are; a malformed body gets 400 and a one-line reason, an unknown camera 404, a
 ``camera_id`` added twice 409, an input the pipeline refuses (``LannerError``) 422, and a callback
-that crashes 500 (logged with its traceback; the server keeps serving).
+that crashes 500 (logged with its traceback; the server keeps serving). A ``Content-Length`` that is not
+a byte count gets 400, one over ``MAX_BODY_BYTES`` 413, and a body that stops short of it 408 after
+``READ_TIMEOUT_S`` (the connection is then closed: its framing is lost).
 
 It is the standard library's ``ThreadingHTTPServer`` in a daemon thread: no web framework to install.
 It binds to 127.0.0.1 by default; pass ``host="0.0.0.0"`` to take requests from other machines.
@@ -41,6 +43,7 @@ log = logging.getLogger("lanner.pipeline.control")
 
 ADD_PATH, REMOVE_PATH, INFO_PATH = "/api/v1/stream/add", "/api/v1/stream/remove", "/api/v1/stream/get-stream-info"
 MAX_BODY_BYTES = 1 << 20
+READ_TIMEOUT_S = 10.0  # a client that announces more body than it sends is dropped after this, not waited on
 
 
 class RequestError(Exception):
@@ -66,7 +69,7 @@ class ControlServer:
         self.source_defaults = dict(source_defaults or {})
         self.streams: dict[str, dict[str, Any]] = {}  # camera_id -> {"source_id", "camera_name", "camera_url"}
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer((host, port), _handler_for(self))
+        self._httpd = _HTTPServer((host, port), _handler_for(self))
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -171,17 +174,44 @@ def parse_sensor(body: bytes, change: str) -> dict[str, Any]:
     return value
 
 
+class _HTTPServer(ThreadingHTTPServer):
+    """The standard server, minus its traceback on stderr when a client hangs up mid-request."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.warning("REST connection from %s failed", client_address[0], exc_info=True)
+
+
 def _handler_for(server: ControlServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        timeout = READ_TIMEOUT_S  # StreamRequestHandler puts it on the socket: reads cannot block forever
 
         def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
+            body = self._read_body()
+            if body is not None:
+                self._answer(lambda: server.handle_post(self.path, body))
+
+        def _read_body(self) -> bytes | None:
+            """The request body, or ``None`` after replying 400/408/413 to a body that cannot be read."""
+            raw = (self.headers.get("Content-Length") or "0").strip()
+            length = int(raw) if raw.isdigit() else -1
+            if length < 0:
+                return self._refuse(HTTPStatus.BAD_REQUEST, f"Content-Length {raw!r} is not a byte count")
             if length > MAX_BODY_BYTES:
-                self._reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"reason": f"body over {MAX_BODY_BYTES} bytes"})
-                return
-            body = self.rfile.read(length)
-            self._answer(lambda: server.handle_post(self.path, body))
+                return self._refuse(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body over {MAX_BODY_BYTES} bytes")
+            try:
+                body = self.rfile.read(length)
+            except TimeoutError:
+                body = b""
+            if len(body) < length:
+                reason = f"body shorter than its Content-Length ({length} bytes)"
+                return self._refuse(HTTPStatus.REQUEST_TIMEOUT, reason)
+            return body
+
+        def _refuse(self, status: HTTPStatus, reason: str) -> None:
+            log.warning("REST %s %s: %d %s", self.command, self.path, status, reason)
+            self.close_connection = True  # the rest of the stream cannot be framed
+            self._reply(status, {"reason": reason})
 
         def do_GET(self) -> None:
             self._answer(lambda: server.handle_get(self.path))

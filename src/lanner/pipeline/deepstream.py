@@ -28,6 +28,7 @@ from typing import Any
 from lanner.core.config import load_config
 from lanner.core.errors import ConfigError
 from lanner.pipeline.config import PipelineConfig
+from lanner.pipeline.deepstream_ini import drop_missing_streams, parse_problem, repeated_keys
 
 NO_EQUIVALENT = "ignored (no lanner equivalent)"
 GPU_ONLY = "ignored (GPU memory/placement setting; lanner picks its device itself)"
@@ -37,6 +38,7 @@ SOURCE_TYPES = {1: "v4l2", 2: "auto", 3: "auto", 4: "rtsp"}
 # deepstream_sinks.h (x86): 1 fakesink, 2 EGL display, 3 file, 4 RTSP out, 5 overlay, 6 msgconv + msgbroker
 SINK_FILE, SINK_BROKER = 3, 6
 PROTOCOLS = ("kafka", "mqtt", "redis")
+MAX_NUM_SOURCES = 1024  # a multi-URI group's copies; a typo like 100000000 must fail, not build 1e8 sources
 # nvinfer key -> (DetectorConfig / SecondaryConfig field, type)
 _THRESHOLD_KEYS = (
     ("pre-cluster-threshold", "conf_threshold", float),
@@ -75,13 +77,19 @@ class _Ini:
         parser = configparser.ConfigParser(interpolation=None, strict=False, delimiters=("=",),
                                            comment_prefixes=("#", ";"), inline_comment_prefixes=None)  # fmt: skip
         parser.optionxform = str  # keep DeepStream's key names as written
+        fix = "DeepStream configs are [group] headers followed by key=value lines"
         try:
-            parser.read_string(path.read_text(), source=str(path))
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"not a text file (byte {exc.start} is not UTF-8)", where=str(path), fix=fix) from None
+        try:
+            parser.read_string(text, source=str(path))
         except configparser.Error as exc:
-            fix = "DeepStream configs are [group] headers followed by key=value lines"
-            raise ConfigError(f"not a key-file (INI): {str(exc).splitlines()[0]}", where=str(path), fix=fix) from None
+            where, problem = parse_problem(exc, text, path)
+            raise ConfigError(f"not a key-file (INI): {problem}", where=where, fix=fix) from None
         self.path, self.parser = path, parser
         self.used: set[tuple[str, str]] = set()
+        self.repeated = repeated_keys(text)
 
     def groups(self) -> list[str]:
         return self.parser.sections()
@@ -127,7 +135,7 @@ def import_deepstream(path: str | Path) -> ImportResult:
     """Read a deepstream-app config into a ``PipelineConfig`` tree plus warnings (not validated yet)."""
     ini = _Ini(Path(path))
     data: dict[str, Any] = {"sources": [], "sinks": []}
-    warnings: list[str] = []
+    warnings: list[str] = list(ini.repeated)
     readers: list[tuple[str, Callable[[_Ini, str, dict[str, Any], list[str]], None]]] = [
         (r"application", _application),
         (r"tests", _tests),
@@ -160,12 +168,18 @@ def import_deepstream(path: str | Path) -> ImportResult:
             if source.get("type") not in ("rtsp", "v4l2"):
                 source["loop"] = True
     data.pop("_live", None)
+    if "analytics" in data:
+        warnings.extend(drop_missing_streams(data["analytics"], len(data["sources"])))
     return ImportResult(data=data, warnings=warnings, path=ini.path)
 
 
 def load_deepstream_config(path: str | Path, overrides: Iterable[str] = ()) -> tuple[PipelineConfig, list[str]]:
     """Import ``path``, apply ``a.b=c`` overrides, validate: ``(config, warnings)``."""
     result = import_deepstream(path)
+    overrides = list(overrides)
+    if not result.data["sources"] and not any(o.startswith(("sources", "control_port")) for o in overrides):
+        raise ConfigError("no enabled source: the file has no [sourceN] group with enable=1", where=str(path),
+                          fix="add e.g. [source0] with enable=1, type=3 and uri=file:///path/video.mp4")  # fmt: skip
     return load_config(PipelineConfig, data=result.data, overrides=overrides), result.warnings
 
 
@@ -207,6 +221,9 @@ def _source(ini: _Ini, group: str, data: dict[str, Any], warnings: list[str]) ->
     if protocol is not None:
         source["rtsp_transport"] = "tcp" if protocol == 4 else "udp"
     count = ini.num(group, "num-sources", int, 1) if kind == 3 else 1
+    if not 1 <= count <= MAX_NUM_SOURCES:
+        raise ConfigError(f"[{group}] num-sources={count} is out of range", where=str(ini.path),
+                          fix=f"give 1 to {MAX_NUM_SOURCES} copies of the uri")  # fmt: skip
     for i in range(count):
         data["sources"].append(dict(source, name=group if count == 1 else f"{group}_{i}"))
 

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from lanner.core.errors import LannerError, SourceError
+from lanner.core.errors import ConfigError, LannerError, SourceError
 from lanner.core.frame import Batch, Frame
 from lanner.pipeline.config import PipelineConfig, load_pipeline_config
 from lanner.pipeline.infer import Detector, GapFiller, SecondaryClassifier
@@ -89,6 +89,7 @@ class Pipeline:
         self.detectors = [Detector(primary) for _ in range(workers)] if primary else []
         self.detector = self.detectors[0] if self.detectors else None  # schedule, labels, input size
         self.class_names = list(self.detector.class_names) if self.detector else []
+        _check_class_ids(config, self.class_names)  # the labels come from the model
         self.secondary = [SecondaryClassifier(c) for c in config.secondary]
         self.trackers = PerSourceTrackers(config.tracker.type, config.tracker.params) if config.tracker else None
         self.gaps = GapFiller()
@@ -473,6 +474,18 @@ class Pipeline:
             analytics=analytics,
             errors=errors,
         )
+
+
+def _check_class_ids(config: PipelineConfig, class_names: Sequence[str]) -> None:
+    """``ConfigError`` for a class id the detector does not have: that line, ROI or classifier would never fire."""
+    if config.analytics is not None:
+        config.analytics.check_ids(class_names=class_names)
+    for i, sgie in enumerate(config.secondary):
+        bad = [c for c in sgie.operate_on_class_ids or () if c < 0 or (class_names and c >= len(class_names))]
+        if bad:
+            names = ", ".join(f"{k}={name}" for k, name in enumerate(class_names))
+            fix = f"the detector's classes are {names}" if names else "class ids start at 0"
+            raise ConfigError(f"class id(s) {bad} do not exist", where=f"secondary.{i}.operate_on_class_ids", fix=fix)
 
 
 def _drain(q: queue.Queue) -> None:

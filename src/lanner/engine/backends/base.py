@@ -45,6 +45,11 @@ def check_feeds(graph: Graph, feeds: Mapping[str, np.ndarray]) -> dict[str, int]
 
     A symbol (e.g. ``"N"``) must take the same size everywhere it appears.
     """
+    if not isinstance(feeds, Mapping):
+        raise DataError(
+            f"feeds must be a mapping of input name to array, got {type(feeds).__name__}",
+            fix=f"pass a dict such as {{{', '.join(repr(n) + ': array' for n in graph.inputs)}}}",
+        )
     missing = [n for n in graph.inputs if n not in feeds]
     unknown = [n for n in feeds if n not in graph.inputs]
     if missing or unknown:

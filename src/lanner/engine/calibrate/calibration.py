@@ -124,7 +124,9 @@ def calibrate_model(
     """Calibrate ``model`` on the images in ``images`` (or read ``cache``) and write the three outputs."""
     if cache is None:
         compute_amax_check(method, percentile)
-    graph = prepare_graph(load_onnx(model))
+    graph = load_onnx(model)
+    _check_not_quantized(graph, model)
+    graph = prepare_graph(graph)
     resolve_exclusions(graph, exclude)  # an unknown --exclude fails before the long part
     notes: list[str] = []
     if cache is not None:
@@ -146,6 +148,17 @@ def calibrate_model(
     result = quantize(graph, amax, exclude=exclude)
     header = {"algorithm": algorithm, "version": version}
     return _write_outputs(Path(model), Path(out_dir), result, method, percentile, used, batch, header, notes)
+
+
+def _check_not_quantized(graph: Graph, model: str | os.PathLike[str]) -> None:
+    """Refuse a model that already has Q/DQ nodes: calibrating it would quantize its dequantized tensors again."""
+    qdq = [n for n in graph.nodes if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    if qdq:
+        raise UsageError(
+            f"the model is already quantized ({len(qdq)} QuantizeLinear/DequantizeLinear nodes)",
+            where=str(model),
+            fix="calibrate the FP32 model it came from, or build this one as it is (--precision int8)",
+        )
 
 
 def _plan_batches(graph: Graph, paths: list[Path], batch: int) -> tuple[list[Path], int, int]:

@@ -125,7 +125,8 @@ def list_images(folder: str | os.PathLike[str], count: int = DEFAULT_COUNT) -> l
         raise UsageError(f"--count {count} is out of range", fix=f"use 1 to {MAX_COUNT} images (500 is typical)")
     root = Path(folder)
     if not root.is_dir():
-        raise DataError("calibration image folder does not exist", where=str(root), fix="pass a folder of images")
+        what = "is a file, not a folder of images" if root.exists() else "does not exist"
+        raise DataError(f"the calibration image folder {what}", where=str(root), fix="pass a folder of images")
     paths = sorted(
         (p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
         key=lambda p: p.relative_to(root).as_posix(),

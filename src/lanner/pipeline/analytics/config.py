@@ -18,6 +18,8 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pydantic import Field, field_validator, model_validator
 
 from lanner.core.config import Section
@@ -124,7 +126,33 @@ class AnalyticsConfig(Section):
                                   fix="give every entry its own name")  # fmt: skip
         return self
 
+    def check_ids(self, num_sources: int | None = None, class_names: Sequence[str] | None = None) -> None:
+        """``ConfigError`` when a line or ROI names a source or class id that does not exist.
+
+        Why: such an entry never matches anything, so it would count 0 without a word. ``None`` (or no
+        names) skips a bound that is not known: sources added later through ``control_port``, a model
+        without labels.
+        """
+        classes = ", ".join(f"{i}={name}" for i, name in enumerate(class_names or ()))
+        for kind, items in (("lines", self.lines), ("rois", self.rois)):
+            for item in items:
+                where = f"analytics.{kind}.{item.name}"
+                _check_range(item.sources, num_sources, "source", f"{where}.sources",
+                             "a source id is its position in 'sources', from 0")  # fmt: skip
+                count = len(class_names) if class_names else None
+                _check_range(
+                    item.class_ids, count, "class", f"{where}.class_ids", f"the detector's classes are {classes}"
+                )
+
     @property
     def enabled(self) -> bool:
         """True when there is anything to compute."""
         return bool(self.lines or self.rois)
+
+
+def _check_range(ids: Sequence[int], count: int | None, what: str, where: str, fix: str) -> None:
+    bad = [i for i in ids if i < 0 or (count is not None and i >= count)]
+    if bad:
+        plural = {"source": "sources", "class": "classes"}[what]
+        have = f"there are {count} {plural} (ids 0..{count - 1})" if count else f"{what} ids start at 0"
+        raise ConfigError(f"{what} id(s) {bad} do not exist: {have}", where=where, fix=fix)

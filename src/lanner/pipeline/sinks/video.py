@@ -72,6 +72,21 @@ class _Encoder:
         self.container.close()
 
 
+def _check_target(path: Path) -> None:
+    """Fail at construction, as the JSONL sink does, when ``path`` cannot become a video file.
+
+    Why: the encoder opens at the first frame, so a folder or unwritable path used to end the sink with
+    "write failed" mid-run instead of a config error before it starts.
+    """
+    fix = "give a writable file path such as out/video.mp4"
+    if path.is_dir():
+        raise ConfigError("the video sink path is a folder", where=str(path), fix=fix)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the video sink's folder: {exc.strerror}", where=str(path), fix=fix) from None
+
+
 def _codec_options(config: VideoSinkConfig) -> dict[str, str]:
     if config.codec != "libx264":
         return {"preset": "p4"}
@@ -88,6 +103,7 @@ class VideoSink:
         self.config = config
         self.name = config.name or f"video:{config.path}"
         self._encoders: dict[int | None, _Encoder] = {}
+        _check_target(self.path_for(0 if config.per_source else None))  # files open at the first frame
 
     def path_for(self, source_id: int | None) -> Path:
         """The output file of a source (``per_source``) or of the single stream (``source_id`` None)."""

@@ -22,7 +22,7 @@ import os
 import re
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import field_validator, model_validator
 
 from lanner.core.config import Section
 from lanner.core.errors import ConfigError
@@ -62,6 +62,12 @@ class SourceConfig(Section):
     decode_threads: int = 0
     hwaccel: Literal["none", "cuda"] = "none"
     gpu_id: int = 0
+
+    @field_validator("uri", mode="before")
+    @classmethod
+    def _camera_index(cls, value: object) -> object:
+        """``uri: 0`` in YAML is an int: a bare camera index (V4L2), kept as its text."""
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
     @model_validator(mode="after")
     def _check(self) -> SourceConfig:

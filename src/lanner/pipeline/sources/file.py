@@ -145,7 +145,7 @@ class FileSource(Source):
     def __init__(self, config: Any, source_id: int) -> None:
         super().__init__(config, source_id)
         self.path = config.path
-        if not os.path.isfile(self.path):
+        if "://" not in self.path and not os.path.isfile(self.path):  # a URL (http://, ...) is FFmpeg's to open
             raise SourceError("file not found", where=self.where, fix="check the path (relative to where you run)")
         raw = self.path.lower().endswith(RAW_SUFFIXES)
         self.options = {"framerate": f"{config.fps:g}"} if raw else {}

@@ -111,6 +111,27 @@ def test_yolo_names_list_or_dict(tmp_path: Path, names: str) -> None:
     assert read_dataset(root).classes == CLASSES
 
 
+def test_yolo_names_dict_with_more_than_ten_classes_keeps_numeric_order(tmp_path: Path) -> None:
+    root = write_format(tmp_path, "yolo")
+    names = CLASSES + [f"extra{i}" for i in range(9)]  # 12 classes, as COCO's 80-class coco.yaml: 10 < 2 as text
+    (root / "data.yaml").write_text("names:\n" + "".join(f"  {i}: {n}\n" for i, n in enumerate(names)))
+    assert read_dataset(root).classes == names
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        ("nc: 2\nnames: [car, person, bicycle]\n", "nc is 2 but 'names' lists 3 classes"),
+        ("path: .\n", "no 'names' \\(the class list\\) in it"),
+    ],
+)
+def test_yolo_data_yaml_problems_name_the_file(tmp_path: Path, yaml_text: str, message: str) -> None:
+    root = write_format(tmp_path, "yolo")
+    (root / "data.yaml").write_text(yaml_text)
+    with pytest.raises(DataError, match=f"data.yaml: malformed: {message}"):
+        read_dataset(root)
+
+
 def test_yolo_denormalizes_to_pixels(tmp_path: Path) -> None:
     write_png(tmp_path / "images" / "x.png", width=100, height=50)
     (tmp_path / "labels").mkdir()
@@ -175,6 +196,37 @@ def test_convert_refuses_to_write_over_its_input(tmp_path: Path) -> None:
     root = write_format(tmp_path, "kitti")
     with pytest.raises(UsageError, match="input folder"):
         convert(root, root, "yolo")
+
+
+@pytest.mark.parametrize("write", ["convert", "split"])
+def test_output_inside_the_input_is_refused_and_the_input_untouched(tmp_path: Path, write: str) -> None:
+    from lanner.data import write_split
+
+    root = write_format(tmp_path, "kitti")
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
+    with pytest.raises(UsageError, match="the output folder is inside the input dataset"):
+        if write == "convert":
+            convert(root, root / "images" / "coco", "coco")  # would add 4 unlabelled images to the input
+        else:
+            write_split(root, root / "parts")
+    assert sorted(p.relative_to(root) for p in root.rglob("*")) == before
+    assert len(read_dataset(root)) == 4
+
+
+@pytest.mark.parametrize("occluded", [1e30, 2.5, 7])
+def test_coco_kitti_attributes_with_an_impossible_occluded_are_ignored(tmp_path: Path, occluded: float) -> None:
+    import warnings
+
+    root = write_format(tmp_path, "coco")
+    doc = json.loads((root / "annotations.json").read_text())
+    doc["annotations"][0]["attributes"]["occluded"] = occluded
+    doc["annotations"][0]["attributes"]["alpha"] = 1.25
+    (root / "annotations.json").write_text(json.dumps(doc))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's "invalid value encountered in cast" is the bug
+        ds = read_dataset(root)
+    first = ds.samples[0].boxes.data
+    assert first["occluded"][0] == 0 and first["alpha"][0] == 0.0  # the defaults: all of the attributes or none
 
 
 def test_malformed_read_names_file_line_and_validate(tmp_path: Path) -> None:

@@ -98,6 +98,30 @@ KITTI_CASES: dict[str, tuple[Callable[[Path], None], str, str, int | None]] = {
         "labels/000001.txt",
         1,
     ),
+    "occluded_too_big_for_an_int": (
+        lambda r: _replace_line(
+            r / "labels" / "000001.txt", 1, kitti_line("car", (1, 1, 9, 9)).replace(" 0 ", " 1e30 ", 1)
+        ),
+        "malformed",
+        "labels/000001.txt",
+        1,
+    ),
+    "occluded_not_whole": (
+        lambda r: _replace_line(
+            r / "labels" / "000001.txt", 1, kitti_line("car", (1, 1, 9, 9)).replace(" 0 ", " 1.7 ", 1)
+        ),
+        "malformed",
+        "labels/000001.txt",
+        1,
+    ),
+    "beyond_float32": (
+        lambda r: _replace_line(
+            r / "labels" / "000001.txt", 1, kitti_line("car", (1, 1, 9, 9)).replace("9.00", "1e40", 1)
+        ),
+        "malformed",
+        "labels/000001.txt",
+        1,
+    ),
     "duplicate_class_name": (
         lambda r: (r / "classes.txt").write_text("car\nperson\nbicycle\ncar\n"),
         "duplicate_id",
@@ -138,6 +162,7 @@ YOLO_CASES: dict[str, tuple[str, str, str, int]] = {
     "column_count": ("1 0.5 0.5 0.1", "malformed", "labels/000001.txt", 3),
     "box_outside_image": ("1 0.95 0.5 0.2 0.1", "box_outside_image", "labels/000001.txt", 3),
     "zero_size_box": ("1 0.5 0.5 0.0 0.1", "invalid_box", "labels/000001.txt", 3),
+    "beyond_float32": ("1 0.5 0.5 1e40 0.1", "malformed", "labels/000001.txt", 3),
 }
 
 
@@ -179,6 +204,8 @@ COCO_CASES: dict[str, tuple[Callable[[dict], None], str, str]] = {
         "class name 'car' is listed twice",
     ),
     "size_mismatch": (_set("images", 0, width=65), "size_mismatch", "labelled 65x48"),
+    "iscrowd_too_big_for_an_int": (_set("annotations", 0, iscrowd=1e30), "malformed", "iscrowd must be 0 or 1"),
+    "iscrowd_not_a_flag": (_set("annotations", 0, iscrowd=0.5), "malformed", "iscrowd must be 0 or 1"),
 }
 
 

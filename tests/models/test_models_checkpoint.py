@@ -111,3 +111,36 @@ def test_constructor_options_survive_a_checkpoint(tmp_path) -> None:
     path = save_checkpoint(tmp_path / "c.safetensors", model)
     restored = model_from_checkpoint(path)
     assert restored.classifier[0].p == 0.5 and restored.info == model.info
+
+
+def _damaged(tmp_path, how: str):
+    """A checkpoint broken one way: cut in half, or its lanner header replaced by bad JSON / a JSON list."""
+    from safetensors.torch import save_file
+
+    path = save_checkpoint(tmp_path / "c.safetensors", create_model("resnet10", num_classes=2))
+    if how == "truncated":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif how == "renamed_text":
+        path.write_text("dataset:\n  train: data/\n")
+    else:
+        save_file({"w": torch.zeros(2)}, str(path), metadata={"lanner": "{not json" if how == "bad_json" else "[1]"})
+    return path
+
+
+@pytest.mark.parametrize(
+    ("how", "message"),
+    [
+        ("truncated", "cannot read checkpoint: not a valid safetensors file"),
+        ("renamed_text", "cannot read checkpoint: not a valid safetensors file"),
+        ("bad_json", "header is not valid JSON"),
+        ("json_list", "not a lanner checkpoint"),
+    ],
+)
+def test_damaged_checkpoints_are_one_line_data_errors(tmp_path, how: str, message: str) -> None:
+    path = _damaged(tmp_path, how)
+    readers = [load_checkpoint, model_from_checkpoint]
+    readers += [load_extra_tensors] if how in ("truncated", "renamed_text") else []  # it reads no header
+    for read in readers:
+        with pytest.raises(DataError, match=message) as info:
+            read(path)
+        assert str(path) in str(info.value) and "\n" not in str(info.value)

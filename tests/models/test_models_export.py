@@ -7,7 +7,7 @@ import onnx
 import pytest
 import torch
 
-from lanner.core.errors import ConfigError, LannerError
+from lanner.core.errors import ConfigError, DataError, LannerError
 from lanner.models import create_model, export_onnx, run_onnx
 
 
@@ -84,12 +84,31 @@ def test_dynamic_batch_runs_at_batch_1_and_3(name, tmp_path) -> None:
     [
         ({"batch": "auto"}, "batch must be 'static' or 'dynamic'"),
         ({"opset": 13}, "use opset >= 17"),
+        ({"opset": 99}, r"opset 99 is newer than this torch's ONNX exporter writes \(\d+\); use an opset from 17 to"),
         ({"input_size": (100, 128)}, "not a multiple of the largest stride 32"),
     ],
 )
 def test_bad_arguments_fail_before_export(detector, tmp_path, kwargs, message) -> None:
     with pytest.raises(ConfigError, match=message):
         export_onnx(detector, tmp_path / "x.onnx", **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        (lambda tmp: tmp, "the output is a folder; pass a file path"),
+        (lambda tmp: tmp / "notes.txt" / "x.onnx", "notes.txt is a file, not a folder"),
+        (lambda tmp: tmp / "notes.txt" / "sub" / "x.onnx", "cannot write the output file"),
+    ],
+    ids=["folder", "parent_is_a_file", "ancestor_is_a_file"],
+)
+def test_an_unwritable_output_is_one_data_error_and_writes_nothing(detector, tmp_path, target, message) -> None:
+    (tmp_path / "notes.txt").write_text("x")
+    path = target(tmp_path)
+    with pytest.raises(DataError, match=message) as info:
+        export_onnx(detector, path, input_size=(64, 64))
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
 
 def test_a_difference_above_tolerance_fails(tmp_path) -> None:

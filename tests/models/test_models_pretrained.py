@@ -119,8 +119,25 @@ def test_detector_head_reinitialised_on_class_change(tmp_path) -> None:
 def test_pickled_objects_are_refused(tmp_path) -> None:
     path = tmp_path / "evil.pth"
     torch.save({"weight": torch.zeros(1), "payload": NotATensor()}, path)
-    with pytest.raises(DataError, match="cannot read torch weights safely"):
+    with pytest.raises(DataError, match="cannot read torch weights safely") as info:
         read_state_dict(path)
+    message = str(info.value)
+    assert "NotATensor besides tensors" in message and "so it is refused" in message
+    assert (
+        "weights_only" not in message and "\x1b[" not in message and "\n" not in message
+    )  # torch's advice is not ours
+
+
+@pytest.mark.parametrize("content", [b"", b"dataset:\n  train: data/\n", "cut"], ids=["empty", "yaml", "truncated"])
+def test_a_non_torch_or_truncated_file_is_named_as_such(tmp_path, content) -> None:
+    path = tmp_path / "weights.pth"
+    if content == "cut":
+        torch.save({"weight": torch.zeros(64)}, path)
+        content = path.read_bytes()[:200]
+    path.write_bytes(content)
+    with pytest.raises(DataError, match="not a torch weights file, or a truncated one") as info:
+        read_state_dict(path)
+    assert "\n" not in str(info.value) and "weights_only" not in str(info.value)
 
 
 def test_missing_file_is_a_data_error(tmp_path) -> None:

@@ -119,6 +119,36 @@ def test_empty_and_corrupt_datasets(tmp_path: Path, synth_sets: dict[str, Path])
     assert cv2.imread(str(broken)) is None
 
 
+@pytest.mark.parametrize("box", ["30.00 20.00 10.00 40.00", "10.00 20.00 10.00 40.00"], ids=["inverted", "zero_width"])
+def test_training_refuses_inverted_or_empty_boxes_with_file_and_line(
+    tmp_path: Path, synth_sets: dict[str, Path], box: str
+) -> None:
+    import shutil
+
+    root = shutil.copytree(synth_sets["train"], tmp_path / "train")
+    label = sorted((root / "labels").glob("*.txt"))[1]
+    lines = label.read_text().splitlines()
+    fields = lines[0].split()
+    fields[4:8] = box.split()
+    lines[0] = " ".join(fields)
+    label.write_text("\n".join(lines) + "\n")
+    read_dataset(root)  # reading (convert, stats) keeps the box as it is
+    with pytest.raises(DataError, match=r"invalid_box: inverted or zero-size box .*lanner dataset validate") as info:
+        read_training_set(root)
+    assert f"{label.name}:1: " in str(info.value) and "\n" not in str(info.value)
+
+
+def test_an_imagefolder_image_that_is_not_an_image_is_refused_before_training(tmp_path: Path) -> None:
+    for name in ("cat", "dog"):
+        (tmp_path / "pets" / name).mkdir(parents=True)
+        cv2.imwrite(str(tmp_path / "pets" / name / "1.png"), np.zeros((8, 8, 3), np.uint8))
+    (tmp_path / "pets" / "dog" / "2.png").write_bytes(b"")
+    with pytest.raises(
+        DataError, match=r"2\.png: corrupt_image: cannot read the image header.*lanner dataset validate"
+    ):
+        read_training_set(tmp_path / "pets")
+
+
 def test_sampler_keys_carry_the_epoch_for_persistent_workers(synth_sets: dict[str, Path]) -> None:
     items = dataset_items(synth_sets)[:4]
     aug = build_augment(AugmentationSection(), SPEC.size_hw)

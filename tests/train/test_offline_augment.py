@@ -230,6 +230,10 @@ def test_output_folder_rules(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="the output folder holds the input"):
         augment_dataset(src, tmp_path, section, AugmentOptions(force=True))
     assert src.is_dir()
+    images = sorted(p.name for p in (src / "images").iterdir())
+    with pytest.raises(UsageError, match="the output folder is inside the input dataset"):
+        augment_dataset(src, src / "images", section, AugmentOptions(force=True))  # --force would delete them
+    assert sorted(p.name for p in (src / "images").iterdir()) == images
 
 
 def test_empty_source_and_bad_options(tmp_path: Path) -> None:

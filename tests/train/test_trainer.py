@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import tiny_spec
 
-from lanner.core.errors import ConfigError
+from lanner.core.errors import ConfigError, DataError, UsageError
 from lanner.models import load_checkpoint, load_extra_tensors
 from lanner.train.spec import load_spec
 from lanner.train.trainer import train
@@ -68,3 +68,34 @@ def test_classes_missing_from_the_spec(synth_sets: dict[str, Path], tmp_path: Pa
     data = tiny_spec(synth_sets["train"], dataset={"classes": ["car", "person"]})
     with pytest.raises(Exception, match=r"dataset classes \['bicycle', 'road_sign'\] are not in the spec's classes"):
         train(load_spec(data=data), tmp_path / "run")
+
+
+def test_a_training_set_without_any_box_is_refused(synth_sets: dict[str, Path], tmp_path: Path) -> None:
+    import shutil
+
+    root = shutil.copytree(synth_sets["train"], tmp_path / "train")
+    for label in (root / "labels").glob("*.txt"):
+        label.write_text("")
+    with pytest.raises(DataError, match=r"the training set has no boxes in its 12 images"):
+        train(load_spec(data=tiny_spec(root)), tmp_path / "run")
+
+
+def test_a_results_path_that_is_a_file_fails_before_reading_data(tmp_path: Path) -> None:
+    (tmp_path / "taken").write_text("x")
+    data = tiny_spec(tmp_path / "no_data_needed")  # the results folder is checked first
+    with pytest.raises(UsageError, match="taken: the results path is a file"):
+        train(load_spec(data=data), tmp_path / "taken")
+    with pytest.raises(DataError, match="cannot create the results folder: a parent of it is a file"):
+        train(load_spec(data=data), tmp_path / "taken" / "run")
+
+
+def test_a_fresh_run_does_not_report_an_old_runs_best(synth_sets: dict[str, Path], tmp_path: Path) -> None:
+    import shutil
+
+    val = shutil.copytree(synth_sets["val"], tmp_path / "val")
+    for label in (val / "labels").glob("*.txt"):
+        label.write_text("")  # no boxes: no mAP, so this run never saves a best checkpoint
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "best.safetensors").write_bytes(b"from an earlier run")
+    data = tiny_spec(synth_sets["train"], val, training={"epochs": 1, "max_steps_per_epoch": 1})
+    assert train(load_spec(data=data), tmp_path / "run").best is None

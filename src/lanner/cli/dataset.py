@@ -11,11 +11,12 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from lanner.cli.app import info, out, progress_bar
+from lanner.cli.app import err, info, out, progress_bar
 from lanner.core.errors import DataError
+from lanner.data.formats.layout import IMAGE_SUFFIXES
 from lanner.data.io import ALL_FORMATS, DETECTION_FORMATS, convert, detect_format, read_any
 from lanner.data.split import write_split
-from lanner.data.stats import Stats, compute_stats, plot_stats
+from lanner.data.stats import Stats, check_plot_path, compute_stats, plot_stats
 from lanner.data.validate import validate
 
 _path_in = click.Path(exists=True, path_type=Path)
@@ -73,7 +74,7 @@ def validate_cmd(path: Path, fmt: str | None, classes: str | None, json_file: Pa
         severity = "" if problem.severity == "error" else "warning: "
         out.print(f"{where}: {severity}{problem.kind}: {problem.message}", markup=False, highlight=False)
     if json_file:
-        json_file.write_text(report.to_json(), encoding="utf-8")
+        _write_text(json_file, report.to_json())
         info(f"report written to {json_file}")
     out.print(report.summary(), markup=False, highlight=False)
     if not report.ok:  # a LannerError is how a command exits 1 through lanner.cli.main
@@ -87,13 +88,15 @@ def validate_cmd(path: Path, fmt: str | None, classes: str | None, json_file: Pa
 @click.option("--plot", "plot_file", type=_path_out, help="Save class counts and box sizes as a PNG.")
 def stats_cmd(path: Path, fmt: str | None, json_file: Path | None, plot_file: Path | None) -> None:
     """Print images, boxes, class counts, boxes per image, image and box sizes of the dataset at PATH."""
+    if plot_file:
+        check_plot_path(plot_file)  # before reading: a big dataset takes a while
     with progress_bar("reading", None) as advance:
         ds = read_any(path, fmt, progress=advance)
     stats = compute_stats(ds)
     for table in _stats_tables(stats):
         out.print(table)
     if json_file:
-        json_file.write_text(stats.to_json(), encoding="utf-8")
+        _write_text(json_file, stats.to_json())
         info(f"stats written to {json_file}")
     if plot_file:
         plot_stats(stats, plot_file)
@@ -117,9 +120,8 @@ def split_cmd(
         parts = write_split(
             path, out_dir, val=val, test=test, seed=seed, to_fmt=to_fmt, from_fmt=fmt, images=images, progress=advance
         )  # type: ignore[arg-type]
-    for name, part in parts.items():
-        folder = part / "images" if (part / "images").is_dir() else part  # ImageFolder parts hold class folders
-        n = sum(1 for p in folder.rglob("*") if p.is_file())
+    for name, part in parts.items():  # image files only: an empty part still holds labels/ and classes.txt
+        n = sum(1 for p in part.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
         out.print(f"{name}: {n} images -> {part}", markup=False, highlight=False)
 
 
@@ -164,9 +166,23 @@ def augment_cmd(
     job = prepare_augment(src, dst, section, options, src_format=from_fmt)  # reads SRC: input errors come first
     with progress_bar("augmenting", job.total) as advance:
         report = job.run(advance)
-    for warning in report.warnings:
-        info(f"warning: {warning}")
+    for warning in report.warnings:  # shown even with --quiet: they name the images the summary counts as skipped
+        err.print(f"warning: {warning}", markup=False, highlight=False)
     out.print(report.summary(), markup=False, highlight=False)
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write a report file (its folder created); a path that cannot be written is one ``DataError`` line."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as error:
+        reason = f"{path.parent} is a file, not a folder" if isinstance(error, FileExistsError) else error.strerror
+        raise DataError(
+            f"cannot write the report: {reason or type(error).__name__}",
+            where=str(path),
+            fix="pass a file path in a folder you can write to",
+        ) from None
 
 
 def _stats_tables(stats: Stats) -> list[Table]:

@@ -18,10 +18,12 @@ import click
 import numpy as np
 from rich.table import Table
 
-from lanner.cli.app import info, out, progress_bar
+from lanner.cli.app import err, info, out, progress_bar
 from lanner.core.errors import ConfigError, DataError, UsageError
 
 _path = click.Path(path_type=Path)  # existence is checked by the library, with a one-line error
+_UNIT = click.FloatRange(0.0, 1.0)  # a score threshold
+_IOU = click.FloatRange(0.0, 1.0, min_open=True)  # NMS at IoU 0 would keep one box per class
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 INFER_FORMATS = ("json", "kitti", "coco")
 
@@ -34,9 +36,9 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 @click.option("-m", "--model", "model_path", type=_path, required=True, help="Checkpoint (.safetensors) or .onnx.")
 @click.option("-d", "--dataset", "dataset_path", type=_path, required=True, help="KITTI/COCO/YOLO or ImageFolder set.")
 @click.option("-o", "--output", type=_path, help="Folder for metrics.json, pr_curves.png, confusion_matrix.png.")
-@click.option("--conf", default=0.001, show_default=True, help="Score threshold (keep low for mAP).")
-@click.option("--iou", default=0.65, show_default=True, help="NMS IoU threshold.")
-@click.option("--batch-size", default=8, show_default=True)
+@click.option("--conf", type=_UNIT, default=0.001, show_default=True, help="Score threshold (keep low for mAP).")
+@click.option("--iou", type=_IOU, default=0.65, show_default=True, help="NMS IoU threshold.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
 def evaluate_cmd(
     model_path: Path, dataset_path: Path, output: Path | None, conf: float, iou: float, batch_size: int, device: str
@@ -46,6 +48,8 @@ def evaluate_cmd(
     from lanner.train.evaluate import evaluate_model
     from lanner.train.predict import load_model
 
+    if output is not None:
+        make_output_folder(output)
     model = load_model(model_path, device)
     ds = read_any(dataset_path)
     with progress_bar("evaluating", len(ds)) as advance:
@@ -93,6 +97,21 @@ def _print_classification(report) -> None:
     out.print(f"top-1 {_fmt(m.top1, 4)}  top-5 {_fmt(m.top5, 4)}", markup=False)
 
 
+def make_output_folder(path: Path) -> None:
+    """Create ``-o/--output``; a file there, or a folder that cannot be made, is one clear error."""
+    if path.exists() and not path.is_dir():
+        raise UsageError("the output path is a file", where=str(path), fix="pass a folder to -o/--output")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        reason = "a parent of it is a file" if isinstance(error, FileExistsError | NotADirectoryError) else None
+        raise DataError(
+            f"cannot create the output folder: {reason or error.strerror or type(error).__name__}",
+            where=str(path),
+            fix="pass an -o/--output folder you can write to",
+        ) from None
+
+
 def list_images(path: Path) -> tuple[list[Path], Path]:
     """The images to run on (one file, or a folder's images recursively, sorted) and the root they are under."""
     if path.is_file():
@@ -110,9 +129,9 @@ def list_images(path: Path) -> tuple[list[Path], Path]:
 @click.option("-i", "--input", "input_path", type=_path, required=True, help="An image or a folder of images.")
 @click.option("-o", "--output", type=_path, required=True, help="Folder for annotated images and predictions.")
 @click.option("--format", "fmt", type=click.Choice(INFER_FORMATS), default="json", show_default=True)
-@click.option("--conf", default=0.25, show_default=True, help="Score threshold.")
-@click.option("--iou", default=0.45, show_default=True, help="NMS IoU threshold.")
-@click.option("--batch-size", default=8, show_default=True)
+@click.option("--conf", type=_UNIT, default=0.25, show_default=True, help="Score threshold.")
+@click.option("--iou", type=_IOU, default=0.45, show_default=True, help="NMS IoU threshold.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
 def infer_cmd(
     model_path: Path,
@@ -131,6 +150,7 @@ def infer_cmd(
     """
     from lanner.train.predict import load_model, model_task
 
+    make_output_folder(output)  # before the model runs: a file there would fail at the first annotated image
     model = load_model(model_path, device)
     if model_task(model) != "detection" and fmt != "json":
         raise UsageError(f"--format {fmt} holds boxes; a classifier's predictions are written as json")
@@ -171,9 +191,13 @@ def run_inference(model, paths, root, output, conf, iou, batch_size, device, adv
         for path in paths[start : start + batch_size]:
             image = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if image is None:
-                failed.append(path)
-                info(f"[yellow]warning:[/yellow] {path}: cannot read image (missing, empty or not an image); skipped")
+                failed.append(path)  # shown even with --quiet: the final error line refers to this list
+                err.print(f"warning: {path}: cannot read image (missing, empty or not an image); skipped", markup=False)
             else:
+                if _jpeg_cut_short(path):  # libjpeg greys out the missing rest and prints a line without a name
+                    err.print(
+                        f"warning: {path}: the JPEG data ends early (truncated file?); the rest is grey", markup=False
+                    )
                 batch.append((path, image))
         if batch:
             images = [image for _, image in batch]
@@ -192,6 +216,16 @@ def run_inference(model, paths, root, output, conf, iou, batch_size, device, adv
                 records.append((relative, path, image.shape[:2], result))
         advance(len(paths[start : start + batch_size]))
     return records, failed
+
+
+def _jpeg_cut_short(path: Path) -> bool:
+    """Whether a ``.jpg`` lacks the end-of-image marker (FF D9) that every complete JPEG ends with."""
+    if path.suffix.lower() not in (".jpg", ".jpeg"):
+        return False
+    with path.open("rb") as file:
+        file.seek(max(0, path.stat().st_size - 64))
+        tail = file.read().rstrip(b"\x00\r\n ")  # some writers pad after the marker
+    return not tail.endswith(b"\xff\xd9")
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

@@ -153,6 +153,25 @@ def _check_sample(sample: Sample, n_classes: int) -> None:
         )
 
 
+def check_output_folder(src: str | Path, dst: str | Path) -> None:
+    """Refuse an output folder that is the input dataset's folder or lies inside it.
+
+    Written inside the input (``--out data/cars/images``), the new files become part of the input: its
+    image folder silently gains a second, unlabelled copy of every image.
+    """
+    src, dst = Path(src), Path(dst)
+    src_root = (src.parent if src.is_file() else src).resolve()
+    dst_abs = dst.resolve()
+    if dst_abs == src_root:
+        raise UsageError("the output folder is the input folder", where=str(dst), fix="pass another --out folder")
+    if dst_abs.is_relative_to(src_root):
+        raise UsageError(
+            f"the output folder is inside the input dataset {src_root} (it would become part of it)",
+            where=str(dst),
+            fix="pass an --out folder outside the input, e.g. next to it",
+        )
+
+
 def convert(
     src: str | Path,
     dst: str | Path,
@@ -164,8 +183,6 @@ def convert(
 ) -> Path:
     """Read ``src`` and write it to ``dst`` in ``to_fmt``; images are hard-linked by default."""
     src, dst = Path(src), Path(dst)
-    src_root = src.parent if src.is_file() else src
-    if dst.resolve() == src_root.resolve():
-        raise UsageError("the output folder is the input folder", where=str(dst), fix="pass another --out folder")
+    check_output_folder(src, dst)
     ds = read_dataset(src, from_fmt)
     return write_dataset(ds, dst, to_fmt, images=images, progress=progress)

@@ -20,7 +20,7 @@ from lanner.core.progress import ProgressFn
 from lanner.data.dataset import ClassificationDataset, ClassificationSample, DetectionDataset
 from lanner.data.formats.imagefolder import read_imagefolder, write_imagefolder
 from lanner.data.formats.layout import ImageMode
-from lanner.data.io import detect_format, read_dataset, write_dataset
+from lanner.data.io import check_output_folder, detect_format, read_dataset, write_dataset
 
 
 def split_counts(n: int, val: float, test: float = 0.0) -> dict[str, int]:
@@ -92,6 +92,7 @@ def write_split(
 
     ImageFolder sets are split per class (``split_classification``) and written as ImageFolder sets.
     """
+    check_output_folder(src, out)  # out/train inside the input would become part of it
     fmt = from_fmt or detect_format(src)
     out = Path(out)
     if fmt == "imagefolder":

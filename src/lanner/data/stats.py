@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lanner.core.errors import DataError, UsageError
 from lanner.core.progress import ProgressFn, advance
 from lanner.data.dataset import ClassificationDataset, DetectionDataset
 from lanner.data.formats.layout import image_size
@@ -31,6 +32,7 @@ SQRT_AREA_EDGES = (0, 8, 16, 32, 64, 96, 128, 256, 512)
 TRUNCATED_EDGES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 # KITTI occluded: 0 fully visible, 1 partly occluded, 2 largely occluded, 3 unknown.
 OCCLUDED_LEVELS = (0, 1, 2, 3)
+PLOT_SUFFIXES = (".png", ".jpg", ".jpeg", ".svg", ".pdf")
 
 
 @dataclass
@@ -123,12 +125,32 @@ def _levels(values: np.ndarray) -> dict[str, int]:
     return levels
 
 
+def check_plot_path(path: str | Path) -> Path:
+    """``path`` if its suffix names an image format ``plot_stats`` writes (checked before any work is done).
+
+    Without this, matplotlib silently adds ``.png`` to a name without a suffix (a folder ``out`` becomes
+    ``out.png``) and fails with a traceback on an unknown one.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(
+            "the plot path is a folder", where=str(path), fix=f"pass a file path, e.g. {path / 'stats.png'}"
+        )
+    if path.suffix.lower() not in PLOT_SUFFIXES:
+        raise UsageError(
+            f"cannot tell the image format of {path.name!r}",
+            where=str(path),
+            fix=f"pass a file name ending in {', '.join(PLOT_SUFFIXES)}",
+        )
+    return path
+
+
 def plot_stats(stats: Stats, path: str | Path) -> Path:
     """Save a PNG with the class counts and the box-size histogram (matplotlib, no display needed)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # drawing is optional: import on use
     from matplotlib.figure import Figure
 
-    path = Path(path)
+    path = check_plot_path(path)
     figure = Figure(figsize=(11, 4.5), layout="constrained")
     FigureCanvasAgg(figure)
     left, right = figure.subplots(1, 2)
@@ -142,6 +164,14 @@ def plot_stats(stats: Stats, path: str | Path) -> Path:
     right.set_xlabel("sqrt(width x height) [px]")
     right.set_ylabel("boxes")
     right.tick_params(axis="x", labelrotation=45)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(path, dpi=100)
+    except OSError as error:
+        reason = f"{path.parent} is a file, not a folder" if isinstance(error, FileExistsError) else error.strerror
+        raise DataError(
+            f"cannot write the plot: {reason or type(error).__name__}",
+            where=str(path),
+            fix="pass a file path in a folder you can write to",
+        ) from None
     return path

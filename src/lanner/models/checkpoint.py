@@ -22,10 +22,13 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
-from collections.abc import Mapping
+import pickle
+import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,18 +96,44 @@ def unwrap_model(model: nn.Module) -> nn.Module:
     return model
 
 
+@contextlib.contextmanager
+def _safetensors_errors(path: Path) -> Iterator[None]:
+    """Turn safetensors' own error (truncated file, another format renamed) into one ``DataError`` line."""
+    from safetensors import SafetensorError
+
+    try:
+        yield
+    except SafetensorError as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise DataError(
+            f"cannot read checkpoint: not a valid safetensors file ({first})",
+            where=str(path),
+            fix="the file is truncated or of another format: copy it again or use another checkpoint",
+        ) from None
+
+
 def _read_header(path: Path) -> dict[str, Any] | None:
     from safetensors import safe_open
 
-    with safe_open(str(path), framework="pt") as f:
+    with _safetensors_errors(path), safe_open(str(path), framework="pt") as f:
         header = (f.metadata() or {}).get(_HEADER_KEY)
-    return None if header is None else json.loads(header)
+    if header is None:
+        return None
+    try:
+        doc = json.loads(header)
+    except json.JSONDecodeError as err:
+        raise DataError(
+            f"cannot read checkpoint: its '{_HEADER_KEY}' header is not valid JSON ({err.msg})",
+            where=str(path),
+            fix="the file was edited or damaged: use a checkpoint saved by lanner",
+        ) from None
+    return doc if isinstance(doc, dict) else None
 
 
 def _read_safetensors(path: Path, extra: bool) -> dict[str, torch.Tensor]:
     from safetensors import safe_open
 
-    with safe_open(str(path), framework="pt") as f:
+    with _safetensors_errors(path), safe_open(str(path), framework="pt") as f:
         names = [k for k in f.keys() if k.startswith(EXTRA_PREFIX) == extra]  # noqa: SIM118 (safe_open is not iterable)
         return {k.removeprefix(EXTRA_PREFIX): f.get_tensor(k) for k in names}
 
@@ -114,7 +143,11 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     path = _existing(path)
     doc = _read_header(path)
     if doc is None or doc.get("format") != FORMAT:
-        raise DataError("not a lanner checkpoint (no 'lanner' header)", where=str(path), fix="use read_state_dict")
+        raise DataError(
+            "not a lanner checkpoint (a safetensors file without lanner's model header)",
+            where=str(path),
+            fix="pass a checkpoint written by `lanner train`; plain weights load as model.pretrained (read_state_dict)",
+        )
     if doc.get("version", 0) > VERSION:
         raise DataError(f"checkpoint version {doc['version']} is newer than {VERSION}", where=str(path), fix="upgrade")
     return _read_safetensors(path, extra=False), doc
@@ -158,11 +191,11 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         return _read_safetensors(path, extra=False)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # unpickling refused or corrupt file: report it as a data problem
+    except Exception as err:  # refused by weights_only, truncated, or not a torch file: a data problem
         raise DataError(
-            f"cannot read torch weights safely: {type(err).__name__}: {str(err).splitlines()[0][:200]}",
+            f"cannot read torch weights safely: {_torch_load_problem(err)}",
             where=str(path),
-            fix="re-save with torch.save(model.state_dict(), path) or convert to .safetensors",
+            fix="re-save only the tensors with torch.save(model.state_dict(), path), or convert to .safetensors",
         ) from err
     while isinstance(obj, dict):
         wrapper = next((k for k in _WRAPPER_KEYS if isinstance(obj.get(k), dict)), None)
@@ -175,6 +208,23 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if all(k.startswith("module.") for k in tensors):
         tensors = {k.removeprefix("module."): v for k, v in tensors.items()}
     return tensors
+
+
+def _torch_load_problem(err: Exception) -> str:
+    """What went wrong in ``torch.load(weights_only=True)``, in one sentence.
+
+    A weights-only refusal is named as such: torch's own text goes on to suggest ``weights_only=False``,
+    which no one should do for a file whose origin they do not control.
+    """
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(err)).strip()
+    unpickler = re.search(r"WeightsUnpickler error:\s*(.+)", text)
+    detail = unpickler.group(1) if unpickler else (text.splitlines() or [""])[0]
+    detail = detail.split(". ")[0].rstrip(".")[:200]
+    refused = re.match(r"Unsupported global: GLOBAL (\S+)", detail)
+    if isinstance(err, pickle.UnpicklingError) and refused:
+        name = refused.group(1)
+        return f"it pickles the Python object {name} besides tensors (loading it could run code), so it is refused"
+    return f"not a torch weights file, or a truncated one ({type(err).__name__}: {detail})"
 
 
 @dataclass

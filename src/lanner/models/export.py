@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lanner.core.errors import ConfigError, LannerError
+from lanner.core.errors import ConfigError, DataError, LannerError
 from lanner.models.checkpoint import unwrap_model
 from lanner.models.registry import ModelInfo
 
@@ -97,6 +98,13 @@ def _input_size(info: ModelInfo, input_size: int | tuple[int, int] | None) -> tu
             f"input_size {size} is not a multiple of the largest stride {stride}", fix=f"use multiples of {stride}"
         )
     return (int(size[0]), int(size[1]))
+
+
+def _newest_opset() -> int:
+    """The newest opset torch's TorchScript exporter (the one ``_trace_to_onnx`` uses) can write."""
+    from torch.onnx import _constants  # torch exposes the limit only here; 20 since torch 2.1
+
+    return int(getattr(_constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", 20))
 
 
 def _trace_to_onnx(model: nn.Module, example: torch.Tensor, path: Path, opset: int, dynamic: bool) -> None:
@@ -186,6 +194,23 @@ def _compare(
     return diffs
 
 
+def check_writable(path: Path) -> None:
+    """Create ``path``'s folder and make sure a file can be written there; a ``DataError`` names why not."""
+    if path.is_dir():
+        raise DataError("the output is a folder", where=str(path), fix=f"pass a file path, e.g. {path / 'model.onnx'}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".lanner-write-test-"):
+            pass
+    except OSError as err:
+        reason = f"{path.parent} is a file, not a folder" if isinstance(err, FileExistsError) else err.strerror
+        raise DataError(
+            f"cannot write the output file: {reason or type(err).__name__}",
+            where=str(path),
+            fix="pick a path in a folder you can write to",
+        ) from None
+
+
 def export_onnx(
     model: nn.Module,
     path: str | Path,
@@ -210,11 +235,18 @@ def export_onnx(
         raise ConfigError(f"batch must be 'static' or 'dynamic', got {batch!r}", where="export_onnx")
     if opset < 17:
         raise ConfigError(f"opset {opset} is too old", where="export_onnx", fix="use opset >= 17")
+    newest = _newest_opset()
+    if opset > newest:
+        raise ConfigError(
+            f"opset {opset} is newer than this torch's ONNX exporter writes ({newest})",
+            where="export_onnx",
+            fix=f"use an opset from 17 to {newest}",
+        )
     model = unwrap_model(model)
     info: ModelInfo = model.info
     size = _input_size(info, input_size)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    check_writable(path)  # before the trace, which takes a while on big models
     generator = torch.Generator().manual_seed(0)
     example = torch.randn(2 if batch == "dynamic" else 1, 3, *size, generator=generator)
     example = example.to(next(model.parameters()).device)  # trace where the model lives (e.g. after GPU training)

@@ -108,15 +108,43 @@ def restore_training(
         )
     extra = load_extra_tensors(path)
     model = unwrap_model(model)
-    if ema is not None and "ema_updates" in meta:
-        ema.module.load_state_dict(state)
-        ema.updates = int(meta["ema_updates"])
-        model.load_state_dict({k.removeprefix(_MODEL): v for k, v in extra.items() if k.startswith(_MODEL)})
-    else:
-        model.load_state_dict(state)
-    optim = {k.removeprefix(_OPTIM): v for k, v in extra.items() if k.startswith(_OPTIM)}
-    optimizer.load_state_dict(unflatten_state(meta["optimizer"], optim))
+    _check_same_model(path, doc.get("model") or {}, model)
+    try:
+        if ema is not None and "ema_updates" in meta:
+            ema.module.load_state_dict(state)
+            ema.updates = int(meta["ema_updates"])
+            model.load_state_dict({k.removeprefix(_MODEL): v for k, v in extra.items() if k.startswith(_MODEL)})
+        else:
+            model.load_state_dict(state)
+        optim = {k.removeprefix(_OPTIM): v for k, v in extra.items() if k.startswith(_OPTIM)}
+        optimizer.load_state_dict(unflatten_state(meta["optimizer"], optim))
+    except (RuntimeError, ValueError) as err:  # same model name but other options (width, frozen blocks, optimizer)
+        raise ConfigError(
+            f"the checkpoint's training state does not fit this run: {_first_mismatch(err)}",
+            where=str(path),
+            fix="resume with the spec of the run that wrote it (its results/spec.yaml)",
+        ) from None
     if scaler is not None and meta.get("scaler"):
         scaler.load_state_dict(meta["scaler"])
     set_rng_state(extra, meta["rng"])
     return int(meta["epoch"]), int(meta["step"]), meta
+
+
+def _check_same_model(path: str | Path, saved: dict[str, Any], model: nn.Module) -> None:
+    """A resumed run must build the model it stopped with: same architecture, same classes in the same order."""
+    info = model.info
+    name, classes = saved.get("name"), list(saved.get("class_names") or [])
+    if name != info.name or classes != list(info.class_names):
+        raise ConfigError(
+            f"cannot resume: the checkpoint is a {name!r} for classes {classes}, "
+            f"the spec builds a {info.name!r} for classes {list(info.class_names)}",
+            where=str(path),
+            fix="resume with the spec of the run that wrote it (its results/spec.yaml), or start a new run",
+        )
+
+
+def _first_mismatch(err: Exception) -> str:
+    """The first concrete line of torch's multi-line ``load_state_dict`` (or the optimizer's) error."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    detail = next((line for line in lines[1:] if line), lines[0] if lines else type(err).__name__)
+    return detail[:300]

@@ -1,7 +1,9 @@
 """Training data: datasets on disk → torch ``Dataset`` s with augmentation, and a rank-aware batch sampler.
 
-* ``load_detection_items`` reads a dataset (``lanner.data.io.read_any``), maps its class names onto the
-  spec's class list (a dataset class the spec lacks is a ``DataError``) and checks it is not empty.
+* ``read_training_set`` reads a dataset (``lanner.data.io``) and refuses an empty one, inverted boxes,
+  or an unreadable ImageFolder image;
+  ``detection_items`` maps its class names onto the spec's class list (a dataset class the spec lacks
+  is a ``DataError``).
 * ``DetectionTrainSet`` decodes an image (or takes it from a RAM cache), optionally builds a mosaic,
   augments it (``augment.py``) and letterboxes it with ``lanner.data.preprocess.to_network_pixels``.
   Images leave the workers as uint8 NCHW (a quarter of float32's bytes through shared memory, pinning
@@ -33,8 +35,10 @@ import torch
 
 from lanner.core.errors import DataError
 from lanner.data.dataset import ClassificationDataset, DetectionDataset
-from lanner.data.io import read_any
+from lanner.data.formats.layout import Parsed, image_size
+from lanner.data.io import detect_format, parse_dataset, read_any
 from lanner.data.preprocess import InputSpec, to_network_pixels
+from lanner.data.validate import check_boxes
 from lanner.models.registry import ModelInfo
 from lanner.train.augment import Augment, mosaic
 
@@ -63,11 +67,51 @@ def input_spec(info: ModelInfo) -> InputSpec:
 
 
 def read_training_set(path: Path, fmt: str = "auto") -> DetectionDataset | ClassificationDataset:
-    """Read a dataset for training; an empty one is a ``DataError``."""
-    dataset = read_any(path, None if fmt == "auto" else fmt)
+    """Read a dataset for training; an empty one, or one with an inverted or zero-size box, is a ``DataError``.
+
+    Reading alone accepts such boxes (``lanner dataset convert`` keeps them as they are), but a model
+    trained on them learns nonsense, so training refuses them with the label file and line.
+    """
+    fmt = detect_format(path) if fmt == "auto" else fmt
+    if fmt == "imagefolder":
+        dataset: DetectionDataset | ClassificationDataset = read_any(path, "imagefolder")
+        _refuse_unreadable_images(dataset, path)  # detection readers check every header already
+    else:
+        parsed = parse_dataset(path, fmt)
+        dataset = parsed.to_dataset()  # label and image errors first, as every reader reports them
+        _refuse_invalid_boxes(parsed, path)
     if len(dataset) == 0:
         raise DataError("the dataset has no images", where=str(path), fix="check the path and the images/ folder")
     return dataset
+
+
+def _refuse_unreadable_images(dataset: ClassificationDataset, path: Path) -> None:
+    """A ``DataError`` naming the first image whose header cannot be read (0 bytes, not an image), before epoch 1."""
+    bad = [s.image_path for s in dataset.samples if image_size(s.image_path) is None]
+    if bad:
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise DataError(
+            f"corrupt_image: cannot read the image header (not an image, or truncated){more}",
+            where=str(bad[0]),
+            fix=f"replace or delete it (`lanner dataset validate {path}` lists them all)",
+        )
+
+
+def _refuse_invalid_boxes(parsed: Parsed, path: Path) -> None:
+    """A ``DataError`` naming the first inverted or zero-size box (``validate``'s ``invalid_box``) and the count."""
+    bad = [
+        problem
+        for sample in parsed.samples
+        for problem in check_boxes(sample, parsed.origins.get(sample.image_id, []))
+        if problem.kind == "invalid_box"
+    ]
+    if bad:
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise DataError(
+            f"invalid_box: {bad[0].message}{more}",
+            where=bad[0].location(),
+            fix=f"fix or delete those labels (`lanner dataset validate {parsed.source or path}` lists them)",
+        )
 
 
 def class_mapping(dataset_classes: Sequence[str], spec_classes: Sequence[str], where: str) -> np.ndarray:

@@ -93,6 +93,12 @@ def build_experiment(spec: ExperimentSpec, runtime: Runtime) -> Experiment:
     model = build_model(spec.model, classes)
     task = model.info.task
     items = _items(train_ds, task, classes, section.train) + _replay_items(spec, task, classes)
+    if task == "detection" and not any(len(item.class_id) for item in items):
+        raise DataError(
+            f"the training set has no boxes in its {len(items)} images (a detector would learn nothing)",
+            where=str(section.train),
+            fix="check that the label files hold objects (`lanner dataset stats` counts them)",
+        )
     shape = input_spec(model.info)
     seed, t = spec.training.seed, spec.training
     if task == "detection":

@@ -39,7 +39,7 @@ from lanner.core.progress import ProgressFn, advance
 from lanner.data.dataset import ClassificationDataset, DetectionDataset, Sample, kitti_defaults
 from lanner.data.formats.imagefolder import read_imagefolder
 from lanner.data.formats.layout import place_image
-from lanner.data.io import ALL_FORMATS, detect_format, parse_dataset, write_dataset
+from lanner.data.io import ALL_FORMATS, check_output_folder, detect_format, parse_dataset, write_dataset
 from lanner.train.augment import Augment, mosaic
 from lanner.train.spec import AugmentationSection, load_spec
 
@@ -237,7 +237,8 @@ def _read_detection(src: Path, fmt: str, skip_bad: bool, report: AugmentReport) 
 
 
 def _check_output(src_root: Path, dst: Path, force: bool) -> None:
-    """Refuse a non-empty ``dst`` unless ``force``; never replace the source (``dst`` is it or holds it)."""
+    """Refuse a non-empty ``dst`` unless ``force``; never replace the source (``dst`` is it, holds it or is in it)."""
+    check_output_folder(src_root, dst)  # inside the source, --force would delete its files
     if dst.exists() and not dst.is_dir():
         raise UsageError("the output exists and is a file", where=str(dst), fix="pass a folder to --out")
     if not dst.exists() or not any(dst.iterdir()):

@@ -30,7 +30,7 @@ from torch import nn
 
 from lanner.core.config import save_config
 from lanner.core.detections import Detections
-from lanner.core.errors import DataError
+from lanner.core.errors import DataError, UsageError
 from lanner.core.progress import ProgressFn, advance
 from lanner.models import save_checkpoint
 from lanner.train.checkpointing import restore_training, save_training
@@ -226,6 +226,7 @@ def train(
 ) -> TrainResult:
     """Run the experiment (see the module docstring). ``stop_after_epochs`` ends this call early (resume later)."""
     results_dir = Path(results_dir)
+    prepare_results_dir(results_dir)  # before the data is read and the model built
     rt = resolve_runtime(spec.training.device)
     fit = Fit(spec, results_dir, rt)
     if spec.training.resume is not None:
@@ -237,7 +238,8 @@ def train(
     if on_log is not None and rt.is_main:
         on_log({"event": "start", "total_steps": total, "done_steps": fit.step, "classes": fit.exp.class_names})
     epochs_this_call = 0
-    best_path = results_dir / "best.safetensors" if (results_dir / "best.safetensors").exists() else None
+    best_path = results_dir / "best.safetensors"  # a resumed run's best so far; another run's is not this one's
+    best_path = best_path if spec.training.resume is not None and best_path.exists() else None
     while fit.epoch < spec.training.epochs and (stop_after_epochs is None or epochs_this_call < stop_after_epochs):
         started = time.perf_counter()
         record = {"event": "epoch", **fit.train_epoch(progress, on_log)}
@@ -252,6 +254,21 @@ def train(
     return TrainResult(
         results_dir, results_dir / "last.safetensors", best_path, fit.history, fit.last_metrics, fit.epoch
     )
+
+
+def prepare_results_dir(path: Path) -> None:
+    """Create the results folder; a file there, or a folder that cannot be made, is one clear error."""
+    if path.exists() and not path.is_dir():
+        raise UsageError("the results path is a file", where=str(path), fix="pass a folder to -r/--results")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        reason = "a parent of it is a file" if isinstance(error, FileExistsError | NotADirectoryError) else None
+        raise DataError(
+            f"cannot create the results folder: {reason or error.strerror or type(error).__name__}",
+            where=str(path),
+            fix="pass a -r/--results folder you can write to",
+        ) from None
 
 
 def _end_of_epoch(fit: Fit, record: dict[str, Any], book: Logbook, on_log: LogFn | None) -> Path | None:

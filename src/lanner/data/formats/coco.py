@@ -27,7 +27,8 @@ import numpy as np
 from lanner.core.detections import Detections
 from lanner.core.progress import ProgressFn, advance
 from lanner.data.dataset import KITTI_EXTRA_COLUMNS, DetectionDataset, Sample
-from lanner.data.formats.layout import BoxOrigin, DatasetFormat, Parsed, build_boxes, is_number
+from lanner.data.formats.kitti import OCCLUDED_RANGE
+from lanner.data.formats.layout import BoxOrigin, DatasetFormat, Parsed, build_boxes, is_number, is_whole
 
 ANNOTATIONS_FILE = "annotations.json"
 IMAGE_KEYS = ("id", "file_name", "width", "height")
@@ -204,6 +205,9 @@ def _annotation(
     if bad:
         parsed.add("malformed", f"{where}: {', '.join(bad)} must be a number", file)
         return None
+    if not is_whole(float(optional["iscrowd"]), 0, 1):
+        parsed.add("malformed", f"{where}: iscrowd must be 0 or 1, got {optional['iscrowd']!r}", file)
+        return None
     row = {"class_id": class_id, "xyxy": [x, y, x + w, y + h]}
     row.update(confidence=float(optional["score"]), area=float(optional["area"]), iscrowd=int(optional["iscrowd"]))
     row.update(_kitti_attributes(ann.get("attributes")))
@@ -211,7 +215,11 @@ def _annotation(
 
 
 def _kitti_attributes(attributes: Any) -> dict:
-    """KITTI's extra columns from an annotation's ``attributes`` when all are there and numeric, else none."""
+    """KITTI's extra columns from an annotation's ``attributes`` when all are there and valid, else none.
+
+    Valid: numbers float32 holds, and ``occluded`` a whole number in KITTI's range (a larger one would wrap
+    around when cast to the int column). Other tools' ``attributes`` objects are ignored the same way.
+    """
     if not isinstance(attributes, dict) or any(k not in attributes for k in KITTI_EXTRA_COLUMNS):
         return {}
     shapes = {"dimensions": (3,), "location": (3,)}
@@ -220,7 +228,11 @@ def _kitti_attributes(attributes: Any) -> dict:
         array = np.asarray(attributes[key])
         if array.shape != shapes.get(key, ()) or not np.issubdtype(array.dtype, np.number):
             return {}
+        if not all(is_number(str(v)) for v in array.reshape(-1).tolist()):
+            return {}
         values[key] = array
+    if not is_whole(float(values["occluded"]), *OCCLUDED_RANGE):
+        return {}
     return values
 
 

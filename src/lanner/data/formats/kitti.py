@@ -30,6 +30,7 @@ from lanner.data.formats.layout import (
     build_boxes,
     find_layout,
     is_number,
+    is_whole,
     list_label_files,
     pair_images,
     parse_floats,
@@ -39,6 +40,7 @@ from lanner.data.formats.layout import (
 )
 
 COLUMNS = 15
+OCCLUDED_RANGE = (-1, 3)  # the devkit's 0..3, and -1 that some tools write for DontCare objects
 CLASSES_FILE = "classes.txt"
 
 
@@ -93,7 +95,11 @@ def _parse_row(parsed: Parsed, fields: list[str], index: dict[str, int], file: P
         return None
     values, bad = parse_floats(fields[1:])
     if bad is not None:
-        parsed.add("malformed", f"non-numeric value {bad!r} (only the type column is text)", file, line)
+        parsed.add("malformed", f"value {bad!r} is not a finite number (only the type column is text)", file, line)
+        return None
+    if not is_whole(values[1], *OCCLUDED_RANGE):
+        message = f"occluded {fields[2]!r} must be a whole number in {OCCLUDED_RANGE[0]}..{OCCLUDED_RANGE[1]}"
+        parsed.add("malformed", f"{message} (0 fully visible .. 3 unknown, -1 DontCare)", file, line)
         return None
     if fields[0] not in index:
         parsed.add("unknown_class", f"class {fields[0]!r} is not in the class list {list(index)}", file, line)

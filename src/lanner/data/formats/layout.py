@@ -227,12 +227,22 @@ def write_score_column(ds: DetectionDataset) -> bool:
     return any(bool(np.any(s.boxes.confidence != 1.0)) for s in ds.samples)
 
 
+# Boxes and KITTI columns are stored as float32: a larger value would turn into inf when read.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def is_number(text: str) -> bool:
-    """Whether ``text`` is a finite number (``nan`` and ``inf`` are not label values)."""
+    """Whether ``text`` is a finite number that float32 holds (``nan``, ``inf`` and ``1e40`` are not label values)."""
     try:
-        return math.isfinite(float(text))
+        value = float(text)
     except ValueError:
         return False
+    return math.isfinite(value) and abs(value) <= FLOAT32_MAX
+
+
+def is_whole(value: float, low: int, high: int) -> bool:
+    """Whether ``value`` is a whole number in ``low..high`` (a flag column such as KITTI's ``occluded``)."""
+    return float(value).is_integer() and low <= value <= high
 
 
 def parse_floats(fields: Sequence[str]) -> tuple[list[float], str | None]:

@@ -89,7 +89,7 @@ def _parse_row(parsed: Parsed, fields: list[str], sample: Sample, file: Path, li
         return None
     values, bad = parse_floats(fields)
     if bad is not None:
-        parsed.add("malformed", f"non-numeric value {bad!r}", file, line)
+        parsed.add("malformed", f"value {bad!r} is not a finite number", file, line)
         return None
     if not values[0].is_integer():
         parsed.add("malformed", f"class index {fields[0]!r} is not an integer", file, line)
@@ -124,11 +124,21 @@ def _read_names(parsed: Parsed, root: Path) -> list[str]:
             return []
         names = data.get("names") if isinstance(data, dict) else None
         if isinstance(names, list):
-            return [str(n) for n in names]
-        if isinstance(names, dict) and sorted(names, key=str) == list(range(len(names))):
-            return [str(names[i]) for i in range(len(names))]
-        parsed.add("malformed", "'names' must be a list or a {0: name, 1: name, ...} mapping", data_yaml)
-        return []
+            found = [str(n) for n in names]
+        elif isinstance(names, dict) and set(names) == set(range(len(names))):  # a set: 10 sorts before 2 as text
+            found = [str(names[i]) for i in range(len(names))]
+        else:
+            what = (
+                "no 'names' (the class list) in it"
+                if names is None
+                else "'names' must be a list or a {0: name, 1: name, ...} mapping"
+            )
+            parsed.add("malformed", what, data_yaml)
+            return []
+        nc = data.get("nc")
+        if nc is not None and nc != len(found):
+            parsed.add("malformed", f"nc is {nc!r} but 'names' lists {len(found)} classes", data_yaml)
+        return found
     from_txt = read_classes_file(root / "classes.txt")
     if from_txt is None:
         parsed.add("unknown_class", f"no class names: neither {DATA_YAML} nor classes.txt under {root}")

@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import pydantic
 import pytest
 
 from lanner.core import ConfigError, Section, load_config, save_config
@@ -148,3 +149,61 @@ def test_unknown_key_inside_a_tagged_union_names_the_yaml_path_and_suggests(tmp_
         load_config(Pipeline, path)
     message = str(info.value)
     assert "spec.yaml:4" in message and "sinks.1.maxln" in message and "did you mean 'maxlen'" in message
+
+
+class Checked(Section):
+    """A section whose own checks raise ConfigError (as lanner's sections do) or ValueError."""
+
+    size: int = 1
+    low: float = 0.1
+    high: float = 0.5
+
+    @pydantic.model_validator(mode="after")
+    def _ordered(self) -> "Checked":
+        if self.low >= self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        return self
+
+    @pydantic.field_validator("size")
+    @classmethod
+    def _positive(cls, value: int) -> int:
+        if value < 0:
+            raise ConfigError(f"size={value} is invalid", where="size", fix="use a positive number")
+        return value
+
+
+class Outer(Section):
+    checked: Checked = Checked()
+
+
+def test_binary_file_and_folder_are_one_line_errors(tmp_path: Path) -> None:
+    binary = tmp_path / "spec.yaml"
+    binary.write_bytes(b"\x89PNG\x00\xff\xfe")
+    with pytest.raises(ConfigError, match=r"spec.yaml: not a text file \(byte 0 is not UTF-8\); pass the YAML"):
+        load_config(Spec, binary)
+    with pytest.raises(ConfigError, match="is a folder, not a config file"):
+        load_config(Spec, tmp_path)
+
+
+def test_several_mistakes_give_one_complete_line_each(tmp_path: Path) -> None:
+    path = write(tmp_path, "dataset: {root: d, clases: [a], rot: x}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(Spec, path)
+    lines = str(info.value).splitlines()
+    assert len(lines) == 2 and all(line.count("did you mean") == 1 for line in lines)
+    assert lines[0].endswith("dataset.clases: unknown key; did you mean 'classes'?")
+
+
+def test_a_validator_message_is_shown_without_pydantic_wrapping(tmp_path: Path) -> None:
+    path = write(tmp_path, "checked:\n  low: 0.6\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(Outer, path)
+    text = str(info.value)
+    assert text.startswith(f"{path}:1: checked: low (0.6) must be below high (0.5)")
+    assert "Value error" not in text and "got {" not in text
+
+
+def test_a_config_error_from_a_check_names_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "checked: {size: -3}\n")
+    with pytest.raises(ConfigError, match=r"spec.yaml.*size=-3 is invalid; use a positive number"):
+        load_config(Outer, path)

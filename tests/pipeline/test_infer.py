@@ -293,6 +293,8 @@ def test_secondary_batches_crops_across_frames(tmp_path: Path) -> None:
 def test_bad_models_fail_at_construction(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="model file not found"):
         Detector(DetectorConfig(model=str(tmp_path / "missing.onnx")))
+    with pytest.raises(ConfigError, match=r"is a folder, not a model file; pass the \.onnx or \.plan file inside it"):
+        Detector(DetectorConfig(model=str(tmp_path)))
     classifier = str(colour_classifier_onnx(tmp_path / "c.onnx"))
     with pytest.raises(ConfigError, match="postprocess is 'softmax'"):
         Detector(DetectorConfig(model=classifier))

@@ -27,7 +27,7 @@ import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict
 
-from lanner.core.errors import ConfigError
+from lanner.core.errors import ConfigError, LannerError
 
 M = TypeVar("M", bound=BaseModel)
 KeyPath = tuple[str | int, ...]
@@ -59,6 +59,11 @@ def load_config(
         return schema.model_validate(tree)
     except pydantic.ValidationError as exc:
         raise _config_error(schema, exc, origins, str(path) if path else "config") from None
+    except ConfigError as exc:  # raised as it is by a section's own check: say which file it is about
+        if path is None:
+            raise
+        where = f"{path}: {exc.where}" if exc.where else str(path)
+        raise ConfigError(exc.what, where=where, fix=exc.fix) from None
 
 
 def save_config(config: BaseModel, path: str | Path) -> Path:
@@ -73,10 +78,17 @@ def save_config(config: BaseModel, path: str | Path) -> Path:
 def read_yaml(path: str | Path, origins: dict[KeyPath, str] | None = None) -> dict[str, Any]:
     """Read a YAML mapping, recording ``file:line`` for every key path in ``origins``."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder, not a config file", fix="pass the YAML file inside it")
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}", fix="check the path, or run from the right folder")
     try:
-        node = yaml.compose(path.read_text(), Loader=yaml.SafeLoader)
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not a text file (byte {exc.start} is not UTF-8)", where=str(path),
+                          fix="pass the YAML config, saved as UTF-8 text")  from None  # fmt: skip
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
@@ -159,10 +171,9 @@ def _set_path(tree: dict[str, Any], key_path: KeyPath, value: Any, where: str) -
 
 def _config_error(schema: type[BaseModel], exc: pydantic.ValidationError, origins: dict, source: str) -> ConfigError:
     lines = [_describe(schema, err, origins, source) for err in exc.errors()]
-    first = lines[0]
-    if len(lines) > 1:
-        first.what += "\n" + "\n".join(str(e) for e in lines[1:])
-    return ConfigError(first.what, where=first.where, fix=first.fix)
+    if len(lines) == 1:
+        return lines[0]
+    return ConfigError("\n".join(str(e) for e in lines))  # one complete line (what; fix) per mistake
 
 
 def _describe(schema: type[BaseModel], err: Mapping[str, Any], origins: dict, source: str) -> ConfigError:
@@ -177,7 +188,14 @@ def _describe(schema: type[BaseModel], err: Mapping[str, Any], origins: dict, so
         return ConfigError("unknown key", where=f"{where}: {dotted}", fix=fix)
     if err["type"] == "missing":
         return ConfigError("required key is missing", where=f"{where}: {dotted}", fix="add it")
-    return ConfigError(f"{err['msg']} (got {err.get('input')!r})", where=f"{where}: {dotted}")
+    place = f"{where}: {dotted}" if dotted else where
+    cause = (err.get("ctx") or {}).get("error")
+    if isinstance(cause, LannerError):  # raised by a validator: its own what / fix, at this place
+        inner = f"{cause.where}: {cause.what}" if cause.where else cause.what
+        return ConfigError(inner, where=place, fix=cause.fix)
+    message = str(cause) if err["type"] == "value_error" and cause is not None else err["msg"]  # no "Value error, "
+    shown = "" if isinstance(err.get("input"), Mapping) else f" (got {err.get('input')!r})"  # not a whole section
+    return ConfigError(f"{message}{shown}", where=place)
 
 
 def _origin(loc: KeyPath, origins: dict[KeyPath, str]) -> str | None:

@@ -101,6 +101,8 @@ def open_runtime(
     path = resolve_asset(path)
     if runtime not in RUNTIMES:
         raise ConfigError(f"unknown runtime {runtime!r}", fix=f"use one of {', '.join(RUNTIMES)}")
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder, not a model file", fix="pass the .onnx or .plan file inside it")
     if not path.is_file():
         raise ConfigError(f"model file not found: {path}", fix="check the path (relative paths are from the cwd)")
     if threads < 1:

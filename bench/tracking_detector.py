@@ -13,11 +13,18 @@ and for the given height.
 
     python bench/tracking_detector.py [--model builtin:traffic_detector] [--cameras 5] [--seconds 10]
                                       [--classes car] [--min-height 24] [--conf 0.3] [--track-thresh 0.5]
+                                      [--new-track-thresh 0.6]
                                       [--input-size 448x800] [--extra-input-sizes 224x384] [--json out.json]
 
 ``--counts`` also tracks every class and counts line crossings (the videos' own ``lines.json``, each line
-``once_per_track`` as in ``configs/demo.yaml``) against the renderer's ``counts.json``: the demo's count
-check on videos it was not tuned on.
+``once_per_track`` as in the demo's config, ``lanner/assets/demo.yaml``) against the renderer's
+``counts.json``: the demo's count check on videos it was not tuned on.
+
+``--sweep "conf=0.2,0.3;track_thresh=0.4,0.5"`` runs the detector once per video at ``--conf`` (use a low
+one, e.g. 0.05: filtering greedy-NMS output at a higher threshold gives exactly NMS at that threshold), keeps
+the detections in ``/tmp/lanner_bench_tracking``, and scores every combination of the listed values
+(``conf`` plus any ByteTrack config key) with the mean MOTA / IDF1 over the videos, best MOTA first.
+Tune on development seeds, then score the winner once on a seed never used before.
 
 ``--input-size HxW`` runs the detector at another network input (``primary.input_size``; default: the
 size the model was exported at); ``--extra-input-sizes`` (comma-separated) also runs it at those sizes and
@@ -78,6 +85,69 @@ def track_video(
     return out
 
 
+def detect_video(path: Path, detector: Detector, key: str) -> list[Detections]:
+    """Every frame's detections (all classes) of ``path``, cached as ``<CACHE>/dets_<key>/<video>.npz``."""
+    cache = CACHE / f"dets_{key}" / f"{path.parent.name}_{path.stem}.npz"
+    if cache.is_file():
+        data = np.load(cache)
+        ends = data["ends"]
+        starts = np.concatenate([[0], ends[:-1]])
+        return [
+            Detections(xyxy=data["xyxy"][a:b], confidence=data["confidence"][a:b], class_id=data["class_id"][a:b])
+            for a, b in zip(starts, ends, strict=True)
+        ]
+    found: list[Detections] = []
+    capture, frames = cv2.VideoCapture(str(path)), []
+    while True:
+        ok, frame = capture.read()
+        if ok:
+            frames.append(frame)
+        if frames and (len(frames) == 4 or not ok):
+            found += detector.detect(frames)
+            frames = []
+        if not ok:
+            break
+    capture.release()
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(
+        cache,
+        xyxy=np.concatenate([d.xyxy for d in found]).astype(np.float32),
+        confidence=np.concatenate([d.confidence for d in found]).astype(np.float32),
+        class_id=np.concatenate([d.class_id for d in found]).astype(np.int64),
+        ends=np.cumsum([len(d) for d in found]),
+    )
+    return found
+
+
+def sweep(paths: list[Path], detector: Detector, key: str, grid: str, class_ids: list[int], min_height: float) -> None:
+    """Score every combination of ``grid`` ("name=v1,v2;name=...") on cached detections; best mean MOTA first."""
+    import itertools
+
+    axes = [(name.strip(), [float(v) for v in values.split(",")]) for name, values in
+            (item.split("=") for item in grid.split(";") if item.strip())]  # fmt: skip
+    videos = [(p, detect_video(p, detector, key)) for p in paths]
+    results = []
+    for combo in itertools.product(*(values for _, values in axes)):
+        setting = dict(zip((name for name, _ in axes), combo, strict=True))
+        conf = setting.pop("conf", 0.0)
+        tracker_config = {k: int(v) if k == "track_buffer" else v for k, v in setting.items()}
+        try:
+            metrics = []
+            for path, dets in videos:
+                tracker = create_tracker("bytetrack", tracker_config)
+                tracks = [tracker.update(d[(d.confidence >= conf) & np.isin(d.class_id, class_ids)], i)
+                          for i, d in enumerate(dets)]  # fmt: skip
+                metrics.append(score(path.with_suffix("") / "gt" / "gt.txt", tracks, class_ids, min_height))
+        except Exception as exc:  # an invalid combination (e.g. track_low_thresh >= track_thresh)
+            print(f"skip {setting | {'conf': conf}}: {exc}")
+            continue
+        mota = float(np.mean([m["mota"] for m in metrics]))
+        idf1 = float(np.mean([m["idf1"] for m in metrics]))
+        results.append((mota, idf1, {"conf": conf, **tracker_config}))
+    for mota, idf1, setting in sorted(results, key=lambda r: -r[0]):
+        print(f"MOTA {mota:.3f}  IDF1 {idf1:.3f}  {setting}")
+
+
 def score(gt_path: Path, tracks: list[Detections], class_ids: list[int], min_height: float) -> dict[str, float]:
     """MOT metrics of ``tracks`` against the considered, large-enough ground truth of ``class_ids``."""
     truth = read_gt(gt_path, num_frames=len(tracks))
@@ -97,13 +167,13 @@ def score(gt_path: Path, tracks: list[Detections], class_ids: list[int], min_hei
     return evaluate_mot(gt_frames, hyp_frames)
 
 
-def count_lines(path: Path, detector: Detector) -> tuple[int, int]:
+def count_lines(path: Path, detector: Detector, tracker_config: dict[str, float]) -> tuple[int, int]:
     """(counted, true) line crossings of one video: every class tracked, each line once per track."""
     folder = path.with_suffix("")
     meta = json.loads((folder / "lines.json").read_text())
     lines = [LineConfig(name=x["name"], p1=x["p1_xy"], p2=x["p2_xy"], once_per_track=True) for x in meta["lines"]]
     crossing = LineCrossing(lines, CLASSES)
-    for index, tracks in enumerate(track_video(path, detector, list(range(len(CLASSES))), {})):
+    for index, tracks in enumerate(track_video(path, detector, list(range(len(CLASSES))), tracker_config)):
         crossing.update(tracks, index)
     truth = json.loads((folder / "counts.json").read_text())
     counted = sum(c["in"] + c["out"] for c in crossing.counts.values())
@@ -126,9 +196,11 @@ def main() -> None:
     p.add_argument("--min-height", type=float, default=24.0, help="ground truth shorter than this is ignored")
     p.add_argument("--conf", type=float, default=0.3)
     p.add_argument("--track-thresh", type=float, default=None, help="ByteTrack track_thresh (default: its own)")
+    p.add_argument("--new-track-thresh", type=float, default=None, help="ByteTrack new_track_thresh (default: its own)")
     p.add_argument("--input-size", default=None, help="detector network input HxW (default: the model's own)")
     p.add_argument("--extra-input-sizes", default="", help="more network inputs HxW,HxW (merged by NMS)")
     p.add_argument("--counts", action="store_true", help="also count line crossings vs counts.json")
+    p.add_argument("--sweep", default="", help='score a grid on cached detections: "conf=0.2,0.3;track_thresh=0.4,0.5"')
     p.add_argument("--json", type=Path)
     args = p.parse_args()
     class_ids = [CLASSES.index(c) for c in args.classes.split(",")]
@@ -138,9 +210,14 @@ def main() -> None:
         model=str(resolve_asset(args.model)), conf_threshold=args.conf, input_size=size, extra_input_sizes=extra
     )
     detector = Detector(config)
+    if args.sweep:
+        key = f"{Path(config.model).stem}_{args.input_size}_{args.extra_input_sizes}_{args.conf:g}".replace(",", "+")
+        sweep(render(args.cameras, args.seconds, args.seed), detector, key, args.sweep, class_ids, args.min_height)
+        return
     rows = []
     for path in render(args.cameras, args.seconds, args.seed):
-        tracker_config = {} if args.track_thresh is None else {"track_thresh": args.track_thresh}
+        tracker_config = {k: v for k, v in (("track_thresh", args.track_thresh),
+                          ("new_track_thresh", args.new_track_thresh)) if v is not None}  # fmt: skip
         tracks = track_video(path, detector, class_ids, tracker_config)
         gt = path.with_suffix("") / "gt" / "gt.txt"
         for min_height in sorted({0.0, args.min_height}):
@@ -153,7 +230,7 @@ def main() -> None:
                 flush=True,
             )
         if args.counts:
-            counted, true = count_lines(path, detector)
+            counted, true = count_lines(path, detector, tracker_config)
             rows.append({"video": path.stem, "counted": counted, "true": true})
             print(f"{path.stem} line crossings: {counted} counted, {true} true", flush=True)
     if args.counts:

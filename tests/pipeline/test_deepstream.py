@@ -13,6 +13,7 @@ from lanner.core.frame import Frame
 from lanner.pipeline.analytics import Analytics, AnalyticsConfig, LineConfig
 from lanner.pipeline.config import load_pipeline_config
 from lanner.pipeline.deepstream import import_deepstream, load_deepstream_config
+from lanner.pipeline.demo import bundled_config
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "configs" / "deepstream_app.txt"
@@ -40,8 +41,8 @@ def test_example_app_config_maps_every_group() -> None:
     assert "[osd] clock-color: ignored (no lanner equivalent)" in warnings
     assert any(w.startswith("[tracker] ll-config-file") and "ByteTrack" in w for w in warnings)
     assert any(w.startswith("[streammux] width: not used") for w in warnings)
-    # configs/config_nvdsanalytics.txt: the demo's counting lines, in the same orientation as configs/demo.yaml
-    demo_lines = {line.name: line for line in load_pipeline_config(ROOT / "configs" / "demo.yaml").analytics.lines}
+    # configs/config_nvdsanalytics.txt: the demo's counting lines, in the same orientation as `lanner demo`'s
+    demo_lines = {line.name: line for line in load_pipeline_config(data=bundled_config()).analytics.lines}
     assert config.analytics.reference_size == (1280, 720)
     assert {line.name for line in config.analytics.lines} == set(demo_lines)
     for line in config.analytics.lines:

@@ -8,6 +8,7 @@ import pytest
 
 from lanner.core.errors import ConfigError
 from lanner.pipeline.config import PipelineConfig, load_pipeline_config
+from lanner.pipeline.demo import bundled_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -19,7 +20,7 @@ def test_example_configs_load() -> None:
 
 
 def test_demo_config_has_the_demo_stages() -> None:
-    config = load_pipeline_config(ROOT / "configs" / "demo.yaml")
+    config = load_pipeline_config(data=bundled_config())  # lanner/assets/demo.yaml (`lanner demo`)
     assert len(config.sources) == 4 and config.tracker.type == "bytetrack"
     assert config.analytics.lines and config.osd and config.tiler
     assert {s.type for s in config.sinks} == {"video", "jsonl"}

@@ -13,7 +13,14 @@ from pathlib import Path
 import click
 
 from lanner.cli.app import info, out, progress_bar
-from lanner.cli.run import EXIT_ERRORS, EXIT_SIGNAL, _limit_malloc_arenas, _status, summary_table, truth_table
+from lanner.cli.run import (
+    EXIT_ERRORS,
+    EXIT_SIGNAL,
+    limit_malloc_arenas,
+    status_line_display,
+    summary_table,
+    truth_table,
+)
 from lanner.cli.synth import parse_resolution
 
 
@@ -57,9 +64,9 @@ def demo(
         return
     from lanner.pipeline.runner import Pipeline
 
-    _limit_malloc_arenas()
+    limit_malloc_arenas()
     pipeline = Pipeline(config)
-    with _status() as show:
+    with status_line_display() as show:
         summary = pipeline.run(on_status=lambda t: show(t.status_line()))
     out.print(summary_table(summary))
     out.print(truth_table(summary, config))

@@ -45,14 +45,14 @@ def run(
 
     \b
     Examples:
-      lanner run -c configs/demo.yaml
+      lanner run -c my_pipeline.yaml      (lanner demo --print-config > my_pipeline.yaml gives one to start from)
       lanner run --deepstream configs/deepstream_app.txt --set primary.interval=2 --duration 60
     """
     from lanner.pipeline.config import load_pipeline_config
 
     if bool(config_path) == bool(deepstream):
         raise UsageError("give exactly one of -c/--config and --deepstream", where="lanner run",
-                         fix="e.g. lanner run -c configs/demo.yaml")  # fmt: skip
+                         fix="e.g. lanner run -c my_pipeline.yaml")  # fmt: skip
     if duration is not None and duration <= 0:
         raise UsageError(f"--duration {duration} must be > 0", where="lanner run")
     if deepstream:
@@ -68,9 +68,9 @@ def run(
         return
     from lanner.pipeline.runner import Pipeline
 
-    _limit_malloc_arenas()
+    limit_malloc_arenas()
     pipeline = Pipeline(config)
-    with _status() as show:
+    with status_line_display() as show:
         summary = pipeline.run(duration_s=duration, on_status=lambda t: show(t.status_line()))
     out.print(summary_table(summary))
     if truth:
@@ -83,7 +83,7 @@ def run(
         ctx.exit(EXIT_ERRORS)
 
 
-def _limit_malloc_arenas(arenas: int = 2) -> None:
+def limit_malloc_arenas(arenas: int = 2) -> None:
     """Cap glibc's malloc arenas (``MALLOC_ARENA_MAX``) for this long-running, many-threaded process.
 
     With one arena per thread, frames allocated in decode threads and freed elsewhere fragment memory:
@@ -97,7 +97,7 @@ def _limit_malloc_arenas(arenas: int = 2) -> None:
 
 
 @contextlib.contextmanager
-def _status() -> Iterator[Any]:
+def status_line_display() -> Iterator[Any]:
     """A live status line on a terminal; plain lines otherwise (hidden by ``--quiet``)."""
     if state().quiet:
         yield lambda line: None

@@ -21,7 +21,7 @@ through every stage, flushes the sources that did not end, then closes the sinks
 ``RunSummary`` and writes ``summary.json``.
 
 Example:
-    >>> cfg = load_pipeline_config("configs/demo.yaml")  # doctest: +SKIP
+    >>> cfg = load_pipeline_config("my_pipeline.yaml")  # doctest: +SKIP
     >>> summary = Pipeline(cfg).run()  # doctest: +SKIP
     >>> summary.frames, summary.fps  # doctest: +SKIP
 """

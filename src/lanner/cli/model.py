@@ -20,6 +20,7 @@ from rich.table import Table
 
 from lanner.cli.app import err, info, out, progress_bar
 from lanner.core.errors import ConfigError, DataError, UsageError
+from lanner.core.folders import make_folder
 
 _path = click.Path(path_type=Path)  # existence is checked by the library, with a one-line error
 _UNIT = click.FloatRange(0.0, 1.0)  # a score threshold
@@ -49,7 +50,7 @@ def evaluate_cmd(
     from lanner.train.predict import load_model
 
     if output is not None:
-        make_output_folder(output)
+        make_folder(output)
     model = load_model(model_path, device)
     ds = read_any(dataset_path)
     with progress_bar("evaluating", len(ds)) as advance:
@@ -97,21 +98,6 @@ def _print_classification(report) -> None:
     out.print(f"top-1 {_fmt(m.top1, 4)}  top-5 {_fmt(m.top5, 4)}", markup=False)
 
 
-def make_output_folder(path: Path) -> None:
-    """Create ``-o/--output``; a file there, or a folder that cannot be made, is one clear error."""
-    if path.exists() and not path.is_dir():
-        raise UsageError("the output path is a file", where=str(path), fix="pass a folder to -o/--output")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        reason = "a parent of it is a file" if isinstance(error, FileExistsError | NotADirectoryError) else None
-        raise DataError(
-            f"cannot create the output folder: {reason or error.strerror or type(error).__name__}",
-            where=str(path),
-            fix="pass an -o/--output folder you can write to",
-        ) from None
-
-
 def list_images(path: Path) -> tuple[list[Path], Path]:
     """The images to run on (one file, or a folder's images recursively, sorted) and the root they are under."""
     if path.is_file():
@@ -150,7 +136,7 @@ def infer_cmd(
     """
     from lanner.train.predict import load_model, model_task
 
-    make_output_folder(output)  # before the model runs: a file there would fail at the first annotated image
+    make_folder(output)  # before the model runs: a file there would fail at the first annotated image
     model = load_model(model_path, device)
     if model_task(model) != "detection" and fmt != "json":
         raise UsageError(f"--format {fmt} holds boxes; a classifier's predictions are written as json")

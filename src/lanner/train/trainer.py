@@ -30,7 +30,8 @@ from torch import nn
 
 from lanner.core.config import save_config
 from lanner.core.detections import Detections
-from lanner.core.errors import DataError, UsageError
+from lanner.core.errors import DataError
+from lanner.core.folders import make_folder
 from lanner.core.progress import ProgressFn, advance
 from lanner.models import save_checkpoint
 from lanner.train.checkpointing import restore_training, save_training
@@ -226,7 +227,7 @@ def train(
 ) -> TrainResult:
     """Run the experiment (see the module docstring). ``stop_after_epochs`` ends this call early (resume later)."""
     results_dir = Path(results_dir)
-    prepare_results_dir(results_dir)  # before the data is read and the model built
+    make_folder(results_dir, what="results", option="-r/--results")  # before the data is read and the model built
     rt = resolve_runtime(spec.training.device)
     fit = Fit(spec, results_dir, rt)
     if spec.training.resume is not None:
@@ -254,21 +255,6 @@ def train(
     return TrainResult(
         results_dir, results_dir / "last.safetensors", best_path, fit.history, fit.last_metrics, fit.epoch
     )
-
-
-def prepare_results_dir(path: Path) -> None:
-    """Create the results folder; a file there, or a folder that cannot be made, is one clear error."""
-    if path.exists() and not path.is_dir():
-        raise UsageError("the results path is a file", where=str(path), fix="pass a folder to -r/--results")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        reason = "a parent of it is a file" if isinstance(error, FileExistsError | NotADirectoryError) else None
-        raise DataError(
-            f"cannot create the results folder: {reason or error.strerror or type(error).__name__}",
-            where=str(path),
-            fix="pass a -r/--results folder you can write to",
-        ) from None
 
 
 def _end_of_epoch(fit: Fit, record: dict[str, Any], book: Logbook, on_log: LogFn | None) -> Path | None:

@@ -197,6 +197,22 @@ class TrackTable:
         return TrackTable(**{f.name: np.concatenate([getattr(self, f.name), getattr(other, f.name)]) for f in fields})
 
 
+class TableTracker:
+    """What the IOU, SORT and ByteTrack trackers share: a typed config (``config_type``, defaults when
+    none is given), a ``TrackTable``, a ``FrameClock`` and the next id to hand out; ``reset`` starts over."""
+
+    config_type: type[Section] = Section
+
+    def __init__(self, config: Section | None = None) -> None:
+        self.config: Any = config or self.config_type()
+        self.reset()
+
+    def reset(self) -> None:
+        self._tracks = TrackTable.empty()
+        self._clock = FrameClock()
+        self._next_id = 1
+
+
 def assign_ids(table: TrackTable, rows: np.ndarray, next_id: int) -> int:
     """Give consecutive ids (from ``next_id``) to the rows among ``rows`` that have none; return the next id."""
     rows = np.asarray(rows, np.int64)

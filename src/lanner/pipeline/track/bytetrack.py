@@ -36,7 +36,7 @@ from lanner.pipeline.track.base import (
     LOST,
     TENTATIVE,
     TRACKED,
-    FrameClock,
+    TableTracker,
     TrackTable,
     assign_ids,
     correct,
@@ -86,19 +86,11 @@ class ByteTrackConfig(Section):
 
 
 @register_tracker("bytetrack")
-class ByteTrack:
+class ByteTrack(TableTracker):
     """Two-stage association of high- then low-score boxes (Zhang et al. 2022)."""
 
     config_type = ByteTrackConfig
-
-    def __init__(self, config: ByteTrackConfig | None = None) -> None:
-        self.config = config or ByteTrackConfig()
-        self.reset()
-
-    def reset(self) -> None:
-        self._tracks = TrackTable.empty()
-        self._clock = FrameClock()
-        self._next_id = 1
+    config: ByteTrackConfig
 
     def update(self, detections: Detections, frame_idx: int) -> Detections:
         cfg = self.config

@@ -21,7 +21,7 @@ from lanner.core.detections import Detections
 from lanner.pipeline.track.base import (
     TENTATIVE,
     TRACKED,
-    FrameClock,
+    TableTracker,
     TrackTable,
     assign_ids,
     register_tracker,
@@ -44,19 +44,11 @@ class IouTrackerConfig(Section):
 
 
 @register_tracker("iou")
-class IouTracker:
+class IouTracker(TableTracker):
     """Greedy (or Hungarian) association on IoU with the last matched box."""
 
     config_type = IouTrackerConfig
-
-    def __init__(self, config: IouTrackerConfig | None = None) -> None:
-        self.config = config or IouTrackerConfig()
-        self.reset()
-
-    def reset(self) -> None:
-        self._tracks = TrackTable.empty()
-        self._clock = FrameClock()
-        self._next_id = 1
+    config: IouTrackerConfig
 
     def update(self, detections: Detections, frame_idx: int) -> Detections:
         cfg = self.config

@@ -24,7 +24,7 @@ from lanner.pipeline.track import kalman
 from lanner.pipeline.track.base import (
     TENTATIVE,
     TRACKED,
-    FrameClock,
+    TableTracker,
     TrackTable,
     assign_ids,
     correct,
@@ -45,19 +45,11 @@ class SortConfig(Section):
 
 
 @register_tracker("sort")
-class SortTracker:
+class SortTracker(TableTracker):
     """Kalman predict + Hungarian on IoU."""
 
     config_type = SortConfig
-
-    def __init__(self, config: SortConfig | None = None) -> None:
-        self.config = config or SortConfig()
-        self.reset()
-
-    def reset(self) -> None:
-        self._tracks = TrackTable.empty()
-        self._clock = FrameClock()
-        self._next_id = 1
+    config: SortConfig
 
     def update(self, detections: Detections, frame_idx: int) -> Detections:
         cfg = self.config

@@ -127,6 +127,12 @@ def test_a_file_without_an_enabled_source_says_so(tmp_path: Path, text: str) -> 
         load_deepstream_config(write(tmp_path, text))
 
 
+def test_a_value_refused_after_the_import_names_the_ini_file(tmp_path: Path) -> None:
+    text = "[source0]\nenable=1\ntype=3\nuri=file:///tmp/a.mp4\n[streammux]\nbatch-size=-4\n"
+    with pytest.raises(ConfigError, match=r"app\.txt \(as imported\): mux\.batch_size: batch_size=-4 is invalid"):
+        load_deepstream_config(write(tmp_path, text))
+
+
 def test_a_video_sink_path_that_cannot_be_a_file_fails_at_construction(tmp_path: Path) -> None:
     """It used to open at the first frame and end the sink mid-run with "write failed: Is a directory"."""
     from lanner.pipeline.sinks.config import VideoSinkConfig

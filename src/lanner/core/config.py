@@ -44,8 +44,11 @@ def load_config(
     path: str | Path | None = None,
     overrides: Iterable[str] = (),
     data: Mapping[str, Any] | None = None,
+    source: str | None = None,
 ) -> M:
-    """Build ``schema`` from defaults, then a YAML file (or ``data``), then ``a.b=c`` overrides."""
+    """Build ``schema`` from defaults, then a YAML file (or ``data``), then ``a.b=c`` overrides.
+
+    ``source`` names where ``data`` came from in error messages (e.g. the INI file it was imported from)."""
     origins: dict[KeyPath, str] = {}
     if path is not None:
         tree = read_yaml(path, origins)
@@ -58,11 +61,12 @@ def load_config(
     try:
         return schema.model_validate(tree)
     except pydantic.ValidationError as exc:
-        raise _config_error(schema, exc, origins, str(path) if path else "config") from None
+        raise _config_error(schema, exc, origins, str(path or source or "config")) from None
     except ConfigError as exc:  # raised as it is by a section's own check: say which file it is about
-        if path is None:
+        named = path or source
+        if named is None:
             raise
-        where = f"{path}: {exc.where}" if exc.where else str(path)
+        where = f"{named}: {exc.where}" if exc.where else str(named)
         raise ConfigError(exc.what, where=where, fix=exc.fix) from None
 
 

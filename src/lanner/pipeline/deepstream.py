@@ -180,7 +180,8 @@ def load_deepstream_config(path: str | Path, overrides: Iterable[str] = ()) -> t
     if not result.data["sources"] and not any(o.startswith(("sources", "control_port")) for o in overrides):
         raise ConfigError("no enabled source: the file has no [sourceN] group with enable=1", where=str(path),
                           fix="add e.g. [source0] with enable=1, type=3 and uri=file:///path/video.mp4")  # fmt: skip
-    return load_config(PipelineConfig, data=result.data, overrides=overrides), result.warnings
+    source = f"{path} (as imported)"  # errors name lanner keys; the module docstring maps them to INI keys
+    return load_config(PipelineConfig, data=result.data, overrides=overrides, source=source), result.warnings
 
 
 # -- groups --------------------------------------------------------------------------------------------

@@ -210,7 +210,7 @@ def test_a_config_error_from_a_check_names_the_file(tmp_path: Path) -> None:
 
 
 def test_data_from_elsewhere_is_named_by_source() -> None:
-    with pytest.raises(ConfigError, match=r"^app\.txt \(as imported\): checked\.size: size=-3 is invalid"):
+    with pytest.raises(ConfigError, match=r"^app\.txt \(as imported\): size: size=-3 is invalid"):
         load_config(Outer, data={"checked": {"size": -3}}, source="app.txt (as imported)")
     with pytest.raises(ConfigError, match=r"^app\.txt \(as imported\): checked: low \(0\.6\) must be below"):
         load_config(Outer, data={"checked": {"low": 0.6}}, source="app.txt (as imported)")

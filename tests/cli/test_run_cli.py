@@ -80,10 +80,24 @@ def test_duration_stops_a_looping_source(setup, tmp_path: Path) -> None:
 
 
 def test_deepstream_import_warnings_and_check(capsys) -> None:
-    assert main(["run", "--deepstream", str(ROOT / "configs" / "deepstream_app.txt"), "--check"]) == 0
+    # the example names a DeepStream tree's model files (models/*.onnx, not shipped): --check lists them
+    assert main(["run", "--deepstream", str(ROOT / "configs" / "deepstream_app.txt"), "--check"]) == 2
     captured = capsys.readouterr()
-    assert "config ok: 4 sources, 2 sinks" in captured.out
     assert "warning: [osd] clock-color: ignored (no lanner equivalent)" in captured.err
+    assert "primary.model models/lanner_traffic_detector.onnx: not found" in captured.err
+    assert "rtsp://" not in captured.err  # URLs are not probed
+
+
+def test_check_lists_every_missing_file_and_passes_when_all_are_there(setup, tmp_path: Path, capsys) -> None:
+    clip, model = setup
+    assert main(["run", "-c", str(write_config(tmp_path, clip, model)), "--check"]) == 0
+    assert "config ok: 1 sources, 1 sinks" in capsys.readouterr().out
+    missing = write_config(tmp_path, clip, model, sources=[{"uri": str(tmp_path / "gone.mp4")}],
+                           primary={"model": str(tmp_path / "gone.onnx")})  # fmt: skip
+    assert main(["run", "-c", str(missing), "--check"]) == 2
+    err = capsys.readouterr().err
+    assert "sources[0] " in err and "gone.mp4: not found" in err and "primary.model" in err
+    assert "gone.onnx: not found; fix these paths" in err
 
 
 @pytest.mark.parametrize(

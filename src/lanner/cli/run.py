@@ -24,7 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from lanner.cli.app import err, info, out, state
-from lanner.core.errors import UsageError
+from lanner.core.errors import ConfigError, UsageError
 
 EXIT_ERRORS, EXIT_SIGNAL = 1, 130
 
@@ -64,6 +64,11 @@ def run(
     else:
         config = load_pipeline_config(config_path, overrides)
     if check:
+        from lanner.pipeline.config import missing_inputs
+
+        missing = missing_inputs(config)
+        if missing:
+            raise ConfigError("\n".join(missing), fix="fix these paths (relative ones are from where you run)")
         out.print(f"config ok: {len(config.sources)} sources, {len(config.sinks)} sinks")
         return
     from lanner.pipeline.runner import Pipeline

@@ -98,3 +98,21 @@ def load_pipeline_config(
 ) -> PipelineConfig:
     """Defaults, then the YAML file (or ``data``), then ``a.b=c`` overrides, validated."""
     return load_config(PipelineConfig, path, overrides, data=data)
+
+
+def missing_inputs(config: PipelineConfig) -> list[str]:
+    """The files ``config`` names that are not there (file sources, image folders, models), one line each.
+
+    Validation checks values, not the file system (a camera may be plugged in later); ``lanner run --check``
+    adds this so a config can be checked before it is deployed. URLs (rtsp://, http://) are not probed.
+    """
+    problems = []
+    for i, source in enumerate(config.sources):
+        if source.kind in ("file", "images") and "://" not in source.path and not Path(source.path).exists():
+            problems.append(f"sources[{i}] {source.uri}: not found")
+    models = [("primary", config.primary.model)] if config.primary is not None else []
+    models += [(f"secondary[{i}]", s.model) for i, s in enumerate(config.secondary)]
+    for where, model in models:
+        if not resolve_asset(model).is_file():
+            problems.append(f"{where}.model {model}: not found")
+    return problems

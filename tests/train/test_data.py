@@ -114,7 +114,7 @@ def test_empty_and_corrupt_datasets(tmp_path: Path, synth_sets: dict[str, Path])
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"not a jpeg")
     bad = [type(items[0])(broken, items[0].xyxy, items[0].class_id)]
-    with pytest.raises(DataError, match=r"broken\.jpg: cannot decode image"):
+    with pytest.raises(DataError, match=r"broken\.jpg: cannot read image"):
         DetectionTrainSet(bad, SPEC)[0]
     assert cv2.imread(str(broken)) is None
 

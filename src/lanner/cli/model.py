@@ -21,6 +21,7 @@ from rich.table import Table
 from lanner.cli.app import err, info, out, progress_bar
 from lanner.core.errors import ConfigError, DataError, UsageError
 from lanner.core.folders import make_folder
+from lanner.data.images import jpeg_cut_short
 
 _path = click.Path(path_type=Path)  # existence is checked by the library, with a one-line error
 _UNIT = click.FloatRange(0.0, 1.0)  # a score threshold
@@ -180,7 +181,7 @@ def run_inference(model, paths, root, output, conf, iou, batch_size, device, adv
                 failed.append(path)  # shown even with --quiet: the final error line refers to this list
                 err.print(f"warning: {path}: cannot read image (missing, empty or not an image); skipped", markup=False)
             else:
-                if _jpeg_cut_short(path):  # libjpeg greys out the missing rest and prints a line without a name
+                if jpeg_cut_short(path):  # libjpeg greys out the missing rest and prints a line without a name
                     err.print(
                         f"warning: {path}: the JPEG data ends early (truncated file?); the rest is grey", markup=False
                     )
@@ -202,16 +203,6 @@ def run_inference(model, paths, root, output, conf, iou, batch_size, device, adv
                 records.append((relative, path, image.shape[:2], result))
         advance(len(paths[start : start + batch_size]))
     return records, failed
-
-
-def _jpeg_cut_short(path: Path) -> bool:
-    """Whether a ``.jpg`` lacks the end-of-image marker (FF D9) that every complete JPEG ends with."""
-    if path.suffix.lower() not in (".jpg", ".jpeg"):
-        return False
-    with path.open("rb") as file:
-        file.seek(max(0, path.stat().st_size - 64))
-        tail = file.read().rstrip(b"\x00\r\n ")  # some writers pad after the marker
-    return not tail.endswith(b"\xff\xd9")
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

@@ -36,6 +36,7 @@ import torch
 from lanner.core.errors import DataError
 from lanner.data.dataset import ClassificationDataset, DetectionDataset
 from lanner.data.formats.layout import Parsed, image_size
+from lanner.data.images import read_image
 from lanner.data.io import detect_format, parse_dataset, read_any
 from lanner.data.preprocess import InputSpec, to_network_pixels
 from lanner.data.validate import check_boxes
@@ -142,14 +143,6 @@ def classification_items(dataset: ClassificationDataset, spec_classes: Sequence[
     mapping = class_mapping(dataset.classes, spec_classes, where)
     empty = np.zeros((0, 4), np.float32)
     return [Item(Path(s.image_path), empty, mapping[[s.class_id]]) for s in dataset.samples]
-
-
-def read_image(path: Path) -> np.ndarray:
-    """Decode a BGR image; a missing or corrupt file is a ``DataError`` naming it."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise DataError("cannot decode image (missing or corrupt)", where=str(path), fix="re-export or remove it")
-    return image
 
 
 def normalise_pixels(images: torch.Tensor, spec: InputSpec) -> torch.Tensor:

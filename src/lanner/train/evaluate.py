@@ -20,13 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from lanner.core.detections import Detections
 from lanner.core.errors import DataError, UsageError
 from lanner.core.progress import ProgressFn, advance
 from lanner.data.dataset import ClassificationDataset, DetectionDataset
+from lanner.data.images import read_image
 from lanner.train.metrics import (
     ClassificationMetrics,
     DetectionMetrics,
@@ -64,14 +64,6 @@ class EvaluationReport:
             "settings": self.settings,
             "metrics": self.metrics.to_dict(),
         }
-
-
-def read_image(path: Path) -> np.ndarray:
-    """A BGR uint8 image; an unreadable file raises ``DataError`` naming it."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise DataError("cannot read image (missing, empty or not an image)", where=str(path), fix="replace the file")
-    return image
 
 
 def class_mapping(dataset_classes: Sequence[str], model_classes: Sequence[str], used: Sequence[int]) -> np.ndarray:

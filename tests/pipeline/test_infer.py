@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -288,6 +289,13 @@ def test_secondary_batches_crops_across_frames(tmp_path: Path) -> None:
         for f in frames:
             assert f.detections.data["colour_class_id"][0] == 1  # green
             assert f.detections.data["colour_confidence"][1] == pytest.approx(1 / 3, abs=1e-6)  # black: a tie
+
+
+def test_a_missing_onnxruntime_is_one_line_with_the_install_command(tmp_path: Path, monkeypatch) -> None:
+    model = known_detector_onnx(tmp_path / "d.onnx")
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # what an install without it looks like to import
+    with pytest.raises(ConfigError, match=r"d\.onnx: ONNX Runtime is not installed.*pip install 'lanner\[pipeline\]'"):
+        Detector(DetectorConfig(model=str(model)))
 
 
 def test_bad_models_fail_at_construction(tmp_path: Path) -> None:

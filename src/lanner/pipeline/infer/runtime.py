@@ -54,7 +54,14 @@ class OrtRuntime:
     def __init__(self, path: Path, threads: int = 2, spin: bool = False, model_bytes: bytes | None = None) -> None:
         """``model_bytes``: run this serialized model instead of the file (e.g. ``path`` resized to another
         input size); ``path`` still names it in messages."""
-        import onnxruntime as ort
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise ConfigError(
+                "ONNX Runtime is not installed, and it runs .onnx models here",
+                where=str(path),
+                fix="pip install 'lanner[pipeline]' (or build a lanner plan: lanner build)",
+            ) from None
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads

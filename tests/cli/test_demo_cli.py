@@ -90,3 +90,19 @@ def test_demo_module_example_runs() -> None:
     import lanner.pipeline.demo
 
     assert doctest.testmod(lanner.pipeline.demo).failed == 0
+
+
+def test_the_demo_runs_without_the_training_and_engine_extras(tmp_path: Path) -> None:
+    """What `pip install "lanner[pipeline]"` has: no torch, safetensors, albumentations, tensorboard."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "for m in ('torch', 'safetensors', 'albumentations', 'tensorboard', 'pycocotools'): sys.modules[m] = None\n"
+        "from lanner.cli.main import main\n"
+        f"sys.exit(main(['-q', 'demo', '--data', 'd', '--out', 'o', *{SMALL!r}]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "line counts vs ground truth" in done.stdout and (tmp_path / "o" / "summary.json").is_file()

@@ -5,6 +5,7 @@ Each case must end in one ``LannerError`` line, never a raw ``KeyError`` or a si
 
 from __future__ import annotations
 
+import hashlib
 import json
 import struct
 from pathlib import Path
@@ -32,8 +33,17 @@ def split(data: bytes) -> tuple[dict, bytes]:
     return json.loads(data[_HEADER.size : _HEADER.size + length]), data[_HEADER.size + length :]
 
 
+def canonical(manifest: object) -> bytes:
+    return json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
+
+
 def join(manifest: object, weights: bytes) -> bytes:
-    text = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
+    """A plan file from ``manifest`` and ``weights``; a manifest checksum present is recomputed (so an edit
+    reaches the manifest's own checks, as from a tool that writes plans)."""
+    if isinstance(manifest, dict) and "manifest_sha256" in manifest:
+        del manifest["manifest_sha256"]
+        manifest["manifest_sha256"] = hashlib.sha256(canonical(manifest)).hexdigest()
+    text = canonical(manifest)
     return _HEADER.pack(MAGIC, FORMAT_VERSION, len(text)) + text + weights
 
 
@@ -53,9 +63,21 @@ def test_a_flipped_weight_byte_is_a_corrupt_plan_not_wrong_numbers(plan_bytes: b
 
 def test_a_plan_without_a_checksum_still_loads(plan_bytes: bytes) -> None:
     manifest, weights = split(plan_bytes)
-    del manifest["weights_sha256"]  # plans written before the checksum existed
+    del manifest["weights_sha256"], manifest["manifest_sha256"]  # plans written before the checksums existed
     plan = Plan.from_bytes(join(manifest, weights))
     assert [(p.min, p.opt, p.max) for p in plan.profiles] == [(1, 2, 4)]
+
+
+def test_a_changed_digit_in_the_manifest_is_a_corrupt_plan(plan_bytes: bytes, tmp_path: Path) -> None:
+    manifest, _ = split(plan_bytes)
+    assert len(manifest["manifest_sha256"]) == 64
+    text = plan_bytes[_HEADER.size : _HEADER.size + len(canonical(manifest))]
+    at = text.index(b'"max":4') + len(b'"max":')  # a profile's max batch: 4 -> 5, still valid JSON
+    damaged = bytearray(plan_bytes)
+    damaged[_HEADER.size + at] = ord("5")
+    (tmp_path / "edit.plan").write_bytes(bytes(damaged))
+    with pytest.raises(DataError, match=r"edit\.plan: corrupt plan file \(its manifest does not match its checksum\)"):
+        read_plan(tmp_path / "edit.plan")
 
 
 @pytest.mark.parametrize(

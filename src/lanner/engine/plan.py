@@ -7,13 +7,14 @@ Layout (little-endian)::
     uint64 json_length
     JSON (UTF-8, sorted keys): format_version, lanner/library versions, device fingerprint, build config,
         source ONNX sha256, layer counts, graph (nodes with attributes, typed values), optimization
-        profiles (min/opt/max batch + tactic per node), memory plan summary, weights_sha256
+        profiles (min/opt/max batch + tactic per node), memory plan summary, weights_sha256, manifest_sha256
     safetensors              every constant (weights), by ONNX tensor name
 
 Nothing in it depends on time or on dict order, so the same inputs give the same bytes. Loading a plan
 built for another format version, lanner version, library set or device raises ``PlanMismatchError``
 naming every difference; a damaged file (cut short, a malformed manifest, weights that no longer match
-their ``weights_sha256``) raises ``DataError`` instead of running with wrong numbers.
+their ``weights_sha256``, a manifest edited or damaged after writing: ``manifest_sha256``) raises
+``DataError`` instead of running with wrong numbers.
 
 Example:
     >>> plan = read_plan("resnet18.plan")  # doctest: +SKIP
@@ -110,7 +111,8 @@ class Plan:
             "memory_plan": self.memory_plan,
             "weights_sha256": hashlib.sha256(weights).hexdigest(),
         }
-        text = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
+        manifest["manifest_sha256"] = hashlib.sha256(_canonical(manifest)).hexdigest()
+        text = _canonical(manifest)
         return _HEADER.pack(MAGIC, FORMAT_VERSION, len(text)) + text + weights
 
     @staticmethod
@@ -137,6 +139,9 @@ class Plan:
         expected = manifest.get("weights_sha256") if isinstance(manifest, dict) else None  # absent in older plans
         if expected is not None and hashlib.sha256(blob).hexdigest() != expected:
             raise DataError("corrupt plan file (its weights do not match their checksum)", where=where, fix=fix)
+        own = manifest.pop("manifest_sha256", None) if isinstance(manifest, dict) else None  # also absent there
+        if own is not None and hashlib.sha256(_canonical(manifest)).hexdigest() != own:
+            raise DataError("corrupt plan file (its manifest does not match its checksum)", where=where, fix=fix)
         try:
             return _plan_from_manifest(manifest, weights)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -279,3 +284,9 @@ def _decode(value: Any) -> Any:
     if isinstance(value, list):
         return [_decode(v) for v in value]
     return value
+
+
+def _canonical(manifest: dict[str, Any]) -> bytes:
+    """The manifest's JSON as written (sorted keys, no spaces): parsing and writing it again gives the same
+    bytes, so a checksum over it can be checked on load."""
+    return json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()

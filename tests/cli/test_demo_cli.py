@@ -106,3 +106,12 @@ def test_the_demo_runs_without_the_training_and_engine_extras(tmp_path: Path) ->
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "line counts vs ground truth" in done.stdout and (tmp_path / "o" / "summary.json").is_file()
+
+
+def test_an_interrupted_render_is_rendered_again(tmp_path: Path) -> None:
+    from lanner.pipeline.demo import cameras_ready
+
+    data = tmp_path / "data"
+    (data / "cam0").mkdir(parents=True)
+    (data / "cam0.mp4").write_bytes(b"half a video")  # stopped before manifest.json was written
+    assert not cameras_ready(data, {"cameras": 1, "seconds": 1.0, "width": 320, "height": 192, "seed": 0})

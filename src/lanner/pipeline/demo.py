@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from lanner.core.progress import ProgressFn
 from lanner.pipeline.config import PipelineConfig
 
 DEMO_ASSET = "demo.yaml"
+_RENDERED = re.compile(r"cam\d+(\.mp4)?")  # what generate_videos writes before its manifest
 
 
 def bundled_config() -> dict[str, Any]:
@@ -67,11 +69,12 @@ def demo_config(data_dir: Path, out_dir: Path, cameras: int) -> dict[str, Any]:
 def cameras_ready(data_dir: Path, wanted: dict[str, Any]) -> bool:
     """Whether ``data_dir`` holds the cameras ``wanted`` (``VideoSynthConfig`` fields), rendered by lanner.
 
-    A folder with other files and no lanner video manifest is refused rather than written into later.
+    A folder with other files and no lanner video manifest is refused rather than written into later; one
+    that holds only cameras (a render that was interrupted before its manifest) is rendered again.
     """
     manifest = data_dir / "manifest.json"
     if not manifest.is_file():
-        if data_dir.is_dir() and any(data_dir.iterdir()):
+        if data_dir.is_dir() and any(not _RENDERED.fullmatch(p.name) for p in data_dir.iterdir()):
             raise ConfigError(f"{data_dir} is not empty and holds no demo cameras (no manifest.json)", where="--data",
                               fix="pass an empty or new folder with --data")  # fmt: skip
         return False

@@ -115,3 +115,12 @@ def test_an_interrupted_render_is_rendered_again(tmp_path: Path) -> None:
     (data / "cam0").mkdir(parents=True)
     (data / "cam0.mp4").write_bytes(b"half a video")  # stopped before manifest.json was written
     assert not cameras_ready(data, {"cameras": 1, "seconds": 1.0, "width": 320, "height": 192, "seed": 0})
+
+
+def test_a_camera_without_its_lines_is_one_line_naming_the_fix(tmp_path: Path) -> None:
+    from lanner.core.errors import DataError
+
+    data = fake_cameras(tmp_path / "data", 2)
+    (data / "cam1" / "lines.json").unlink()
+    with pytest.raises(DataError, match=r"cam1/lines.json: cannot read the camera's counting lines .*; delete "):
+        demo_config(data, tmp_path / "o", 2)

@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from lanner.core.errors import ConfigError
+from lanner.core.errors import ConfigError, DataError
 from lanner.core.progress import ProgressFn
 from lanner.pipeline.config import PipelineConfig
 
@@ -49,7 +49,12 @@ def demo_config(data_dir: Path, out_dir: Path, cameras: int) -> dict[str, Any]:
     config["sources"] = [{"uri": str(data_dir / f"cam{i}.mp4"), "name": f"cam{i}"} for i in range(cameras)]
     lines = []
     for i in range(cameras):
-        spec = json.loads((data_dir / f"cam{i}" / "lines.json").read_text())
+        path = data_dir / f"cam{i}" / "lines.json"
+        try:
+            spec = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise DataError(f"cannot read the camera's counting lines ({type(exc).__name__})", where=str(path),
+                            fix=f"delete {data_dir} to render the cameras again")  from None  # fmt: skip
         for line in spec["lines"]:
             lines.append({"name": f"cam{i}_{line['name']}", "p1": line["p1_xy"], "p2": line["p2_xy"],
                           "sources": [i], "once_per_track": True})  # fmt: skip

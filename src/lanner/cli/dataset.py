@@ -13,6 +13,7 @@ from rich.table import Table
 
 from lanner.cli.app import err, info, out, progress_bar
 from lanner.core.errors import DataError
+from lanner.core.folders import writing
 from lanner.data.formats.layout import IMAGE_SUFFIXES
 from lanner.data.io import ALL_FORMATS, DETECTION_FORMATS, convert, detect_format, read_any
 from lanner.data.split import write_split
@@ -173,16 +174,8 @@ def augment_cmd(
 
 def _write_text(path: Path, text: str) -> None:
     """Write a report file (its folder created); a path that cannot be written is one ``DataError`` line."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    with writing(path, "report"):
         path.write_text(text, encoding="utf-8")
-    except OSError as error:
-        reason = f"{path.parent} is a file, not a folder" if isinstance(error, FileExistsError) else error.strerror
-        raise DataError(
-            f"cannot write the report: {reason or type(error).__name__}",
-            where=str(path),
-            fix="pass a file path in a folder you can write to",
-        ) from None
 
 
 def _stats_tables(stats: Stats) -> list[Table]:

@@ -1,4 +1,7 @@
-"""Output folders made up front: a command checks where it will write before the long work starts.
+"""Output folders made up front, and output files written with one clear error when they cannot be.
+
+``make_folder`` creates a command's output folder before its long work starts; ``writing`` wraps the
+writing of one file (its folder created first) so a path that cannot be written is one ``DataError`` line.
 
 Example:
     >>> import tempfile, pathlib
@@ -9,6 +12,8 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 from lanner.core.errors import DataError, UsageError
@@ -30,3 +35,16 @@ def make_folder(path: str | Path, what: str = "output", option: str = "-o/--outp
             fix=f"pass a {option} folder you can write to",
         ) from None
     return path
+
+
+@contextlib.contextmanager
+def writing(path: Path, what: str, fix: str = "pass a file path in a folder you can write to") -> Iterator[None]:
+    """Create ``path``'s folder, then run the block that writes ``path``; an ``OSError`` in either becomes
+    ``DataError("cannot write the <what>: <reason>")`` naming the path."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        yield
+    except OSError as error:
+        reason = f"{path.parent} is a file, not a folder" if isinstance(error, FileExistsError) else error.strerror
+        what_failed = f"cannot write the {what}: {reason or type(error).__name__}"
+        raise DataError(what_failed, where=str(path), fix=fix) from None

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lanner.core.errors import DataError, UsageError
+from lanner.core.errors import UsageError
+from lanner.core.folders import writing
 from lanner.core.progress import ProgressFn, advance
 from lanner.data.dataset import ClassificationDataset, DetectionDataset
 from lanner.data.formats.layout import image_size
@@ -164,14 +165,6 @@ def plot_stats(stats: Stats, path: str | Path) -> Path:
     right.set_xlabel("sqrt(width x height) [px]")
     right.set_ylabel("boxes")
     right.tick_params(axis="x", labelrotation=45)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    with writing(path, "plot"):
         figure.savefig(path, dpi=100)
-    except OSError as error:
-        reason = f"{path.parent} is a file, not a folder" if isinstance(error, FileExistsError) else error.strerror
-        raise DataError(
-            f"cannot write the plot: {reason or type(error).__name__}",
-            where=str(path),
-            fix="pass a file path in a folder you can write to",
-        ) from None
     return path

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from lanner.core.errors import ConfigError, DataError, LannerError
+from lanner.core.folders import writing
 from lanner.models.checkpoint import unwrap_model
 from lanner.models.registry import ModelInfo
 
@@ -198,17 +199,8 @@ def check_writable(path: Path) -> None:
     """Create ``path``'s folder and make sure a file can be written there; a ``DataError`` names why not."""
     if path.is_dir():
         raise DataError("the output is a folder", where=str(path), fix=f"pass a file path, e.g. {path / 'model.onnx'}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".lanner-write-test-"):
-            pass
-    except OSError as err:
-        reason = f"{path.parent} is a file, not a folder" if isinstance(err, FileExistsError) else err.strerror
-        raise DataError(
-            f"cannot write the output file: {reason or type(err).__name__}",
-            where=str(path),
-            fix="pick a path in a folder you can write to",
-        ) from None
+    with writing(path, "output file", fix="pick a path in a folder you can write to"):
+        tempfile.NamedTemporaryFile(dir=path.parent, prefix=".lanner-write-test-").close()  # can a file go there?
 
 
 def export_onnx(

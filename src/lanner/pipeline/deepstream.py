@@ -17,8 +17,6 @@ Example:
 
 from __future__ import annotations
 
-import configparser
-import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -28,9 +26,8 @@ from typing import Any
 from lanner.core.config import load_config
 from lanner.core.errors import ConfigError
 from lanner.pipeline.config import PipelineConfig
-from lanner.pipeline.deepstream_ini import drop_missing_streams, parse_problem, repeated_keys
+from lanner.pipeline.deepstream_ini import IniFile, drop_missing_streams
 
-NO_EQUIVALENT = "ignored (no lanner equivalent)"
 GPU_ONLY = "ignored (GPU memory/placement setting; lanner picks its device itself)"
 _GPU_KEYS = {"gpu-id", "nvbuf-memory-type", "cudadec-memtype", "compute-hw", "process-mode", "buffer-pool-size"}
 # deepstream_sources.h: 1 V4L2 camera, 2 URI, 3 multi-URI, 4 RTSP, 5 CSI camera
@@ -68,75 +65,12 @@ class ImportResult:
     path: Path | None = None
 
 
-class _Ini:
-    """One key-file (INI) with the keys read so far, so the rest can be listed as warnings."""
-
-    def __init__(self, path: Path) -> None:
-        if not path.is_file():
-            raise ConfigError(f"DeepStream config not found: {path}", fix="check the path")
-        parser = configparser.ConfigParser(interpolation=None, strict=False, delimiters=("=",),
-                                           comment_prefixes=("#", ";"), inline_comment_prefixes=None)  # fmt: skip
-        parser.optionxform = str  # keep DeepStream's key names as written
-        fix = "DeepStream configs are [group] headers followed by key=value lines"
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as exc:
-            raise ConfigError(f"not a text file (byte {exc.start} is not UTF-8)", where=str(path), fix=fix) from None
-        try:
-            parser.read_string(text, source=str(path))
-        except configparser.Error as exc:
-            where, problem = parse_problem(exc, text, path)
-            raise ConfigError(f"not a key-file (INI): {problem}", where=where, fix=fix) from None
-        self.path, self.parser = path, parser
-        self.used: set[tuple[str, str]] = set()
-        self.repeated = repeated_keys(text)
-
-    def groups(self) -> list[str]:
-        return self.parser.sections()
-
-    def get(self, group: str, key: str, default: str | None = None) -> str | None:
-        if not self.parser.has_option(group, key):
-            return default
-        self.used.add((group, key))
-        return self.parser.get(group, key).strip()
-
-    def num(self, group: str, key: str, kind: Callable[[str], Any] = int, default: Any = None) -> Any:
-        raw = self.get(group, key)
-        if raw is None:
-            return default
-        try:
-            return kind(raw)
-        except ValueError:
-            raise ConfigError(
-                f"[{group}] {key}={raw!r} is not a number", where=str(self.path), fix="fix the value"
-            ) from None
-
-    def enabled(self, group: str) -> bool:
-        return self.num(group, "enable", int, 1) != 0
-
-    def file(self, group: str, key: str) -> Path | None:
-        raw = self.get(group, key)
-        if not raw:
-            return None
-        raw = raw[len("file://") :] if raw.startswith("file://") else raw
-        path = Path(raw)
-        return path if path.is_absolute() else Path(os.path.normpath(self.path.parent / path))
-
-    def unused(self, group: str, reason: Callable[[str], str] | None = None) -> list[str]:
-        out = []
-        for key in self.parser.options(group):
-            if (group, key) not in self.used:
-                why = (reason or _reason)(key) or NO_EQUIVALENT
-                out.append(f"[{group}] {key}: {why}")
-        return out
-
-
 def import_deepstream(path: str | Path) -> ImportResult:
     """Read a deepstream-app config into a ``PipelineConfig`` tree plus warnings (not validated yet)."""
-    ini = _Ini(Path(path))
+    ini = IniFile(Path(path))
     data: dict[str, Any] = {"sources": [], "sinks": []}
     warnings: list[str] = list(ini.repeated)
-    readers: list[tuple[str, Callable[[_Ini, str, dict[str, Any], list[str]], None]]] = [
+    readers: list[tuple[str, Callable[[IniFile, str, dict[str, Any], list[str]], None]]] = [
         (r"application", _application),
         (r"tests", _tests),
         (r"source\d+", _source),
@@ -159,7 +93,7 @@ def import_deepstream(path: str | Path) -> ImportResult:
             warnings.append(f"[{group}]: ignored ({hint})")
             continue
         reader(ini, group, data, warnings)
-        warnings.extend(ini.unused(group))
+        warnings.extend(ini.unused(group, _reason))
     if data.get("_live"):
         for source in data["sources"]:
             source.setdefault("live", True)
@@ -185,16 +119,16 @@ def load_deepstream_config(path: str | Path, overrides: Iterable[str] = ()) -> t
 
 
 # -- groups --------------------------------------------------------------------------------------------
-def _application(ini: _Ini, group: str, data: dict[str, Any], warnings: list[str]) -> None:
+def _application(ini: IniFile, group: str, data: dict[str, Any], warnings: list[str]) -> None:
     if ini.num(group, "enable-perf-measurement", int, 0):
         data["telemetry"] = {"interval_s": ini.num(group, "perf-measurement-interval-sec", float, 5.0)}
 
 
-def _tests(ini: _Ini, group: str, data: dict[str, Any], warnings: list[str]) -> None:
+def _tests(ini: IniFile, group: str, data: dict[str, Any], warnings: list[str]) -> None:
     data["_loop"] = bool(ini.num(group, "file-loop", int, 0))
 
 
-def _source(ini: _Ini, group: str, data: dict[str, Any], warnings: list[str]) -> None:
+def _source(ini: IniFile, group: str, data: dict[str, Any], warnings: list[str]) -> None:
     if not ini.enabled(group):
         warnings.append(f"[{group}]: skipped (enable=0)")
         ini.used.update((group, k) for k in ini.parser.options(group))
@@ -229,7 +163,7 @@ def _source(ini: _Ini, group: str, data: dict[str, Any], warnings: list[str]) ->
         data["sources"].append(dict(source, name=group if count == 1 else f"{group}_{i}"))
 
 
-def _streammux(ini: _Ini, group: str, data: dict[str, Any], warnings: list[str]) -> None:
+def _streammux(ini: IniFile, group: str, data: dict[str, Any], warnings: list[str]) -> None:
     mux: dict[str, Any] = {}
     if ini.get(group, "batch-size") is not None:
         mux["batch_size"] = ini.num(group, "batch-size", int)
@@ -245,15 +179,15 @@ def _streammux(ini: _Ini, group: str, data: dict[str, Any], warnings: list[str])
         warnings.append(f"[{group}] enable-padding: not needed (lanner always letterboxes, keeping the aspect ratio)")
 
 
-def _nvinfer(ini: _Ini, group: str) -> tuple[_Ini | None, str]:
+def _nvinfer(ini: IniFile, group: str) -> tuple[IniFile | None, str]:
     """The nvinfer config of a gie group and the name of its ``[property]`` group."""
     path = ini.file(group, "config-file")
     if path is None:
         return None, "property"
-    return _Ini(path), "property"
+    return IniFile(path), "property"
 
 
-def _model_path(group: str, infer: _Ini | None, ini: _Ini) -> str:
+def _model_path(group: str, infer: IniFile | None, ini: IniFile) -> str:
     candidates = [(ini, group, "model-engine-file")]
     if infer is not None:
         candidates = [(infer, "property", "onnx-file"), (infer, "property", "model-engine-file"), *candidates]
@@ -265,7 +199,7 @@ def _model_path(group: str, infer: _Ini | None, ini: _Ini) -> str:
     raise ConfigError(f"[{group}] has no ONNX model", where=str(infer.path if infer else ini.path), fix=fix)
 
 
-def _labels(infer: _Ini | None) -> list[str] | None:
+def _labels(infer: IniFile | None) -> list[str] | None:
     path = infer.file("property", "labelfile-path") if infer and infer.parser.has_section("property") else None
     if path is None:
         return None
@@ -275,12 +209,12 @@ def _labels(infer: _Ini | None) -> list[str] | None:
     return [s.strip() for s in re.split(r"[;\n]", text) if s.strip()]
 
 
-def _infer_warnings(infer: _Ini | None) -> list[str]:
+def _infer_warnings(infer: IniFile | None) -> list[str]:
     if infer is None:
         return []
     out = []
     for grp in infer.groups():
-        for line in infer.unused(grp):
+        for line in infer.unused(grp, _reason):
             out.append(f"{infer.path.name} {line}")
     return out
 
@@ -311,7 +245,7 @@ def _nvinfer_reason(key: str) -> str | None:
     return None
 
 
-def _primary(ini: _Ini, group: str, data: dict[str, Any], warnings: list[str]) -> None:
+def _primary(ini: IniFile, group: str, data: dict[str, Any], warnings: list[str]) -> None:
     if not ini.enabled(group):
         warnings.append(f"[{group}]: skipped (enable=0)")
         return
@@ -332,7 +266,7 @@ def _primary(ini: _Ini, group: str, data: dict[str, Any], warnings: list[str]) -
     warnings.extend(_infer_warnings(infer))
 
 
-def _infer_dims(infer: _Ini, group: str) -> list[int]:
+def _infer_dims(infer: IniFile, group: str) -> list[int]:
     """nvinfer's ``infer-dims=C;H;W`` (the network input of a dynamic-shape model) -> ``input_size [H, W]``."""
     raw = infer.get(group, "infer-dims") or ""
     parts = [v.strip() for v in raw.split(";") if v.strip()]
@@ -342,7 +276,7 @@ def _infer_dims(infer: _Ini, group: str) -> list[int]:
     return [int(parts[1]), int(parts[2])]
 
 
-def _thresholds(infer: _Ini, primary: dict[str, Any]) -> None:
+def _thresholds(infer: IniFile, primary: dict[str, Any]) -> None:
     prop = "property"
     for grp in ("class-attrs-all", prop):
         if infer.parser.has_section(grp):
@@ -357,7 +291,7 @@ def _thresholds(infer: _Ini, primary: dict[str, Any]) -> None:
         primary["classes"] = [c for c in range(classes) if c not in removed]
 
 
-def _secondary(ini: _Ini, group: str, data: dict[str, Any], warnings: list[str]) -> None:
+def _secondary(ini: IniFile, group: str, data: dict[str, Any], warnings: list[str]) -> None:
     if not ini.enabled(group):
         warnings.append(f"[{group}]: skipped (enable=0)")
         return
@@ -379,7 +313,7 @@ def _secondary(ini: _Ini, group: str, data: dict[str, Any], warnings: list[str])
     warnings.extend(_infer_warnings(infer))
 
 
-def _tracker(ini: _Ini, group: str, data: dict[str, Any], warnings: list[str]) -> None:
+def _tracker(ini: IniFile, group: str, data: dict[str, Any], warnings: list[str]) -> None:
     if not ini.enabled(group):
         return
     ll_config = ini.get(group, "ll-config-file") or ""
@@ -397,7 +331,7 @@ def _tracker(ini: _Ini, group: str, data: dict[str, Any], warnings: list[str]) -
             warnings.append(f"[{group}] {key}: not needed (lanner trackers use the boxes, not scaled pixels)")
 
 
-def _osd(ini: _Ini, group: str, data: dict[str, Any], warnings: list[str]) -> None:
+def _osd(ini: IniFile, group: str, data: dict[str, Any], warnings: list[str]) -> None:
     if not ini.enabled(group):
         data.pop("osd", None)
         return
@@ -410,7 +344,7 @@ def _osd(ini: _Ini, group: str, data: dict[str, Any], warnings: list[str]) -> No
         osd["show_labels"] = bool(ini.num(group, "display-text", int))
 
 
-def _tiler(ini: _Ini, group: str, data: dict[str, Any], warnings: list[str]) -> None:
+def _tiler(ini: IniFile, group: str, data: dict[str, Any], warnings: list[str]) -> None:
     if not ini.enabled(group):
         return
     tiler = {}
@@ -420,7 +354,7 @@ def _tiler(ini: _Ini, group: str, data: dict[str, Any], warnings: list[str]) -> 
     data["tiler"] = tiler
 
 
-def _sink(ini: _Ini, group: str, data: dict[str, Any], warnings: list[str]) -> None:
+def _sink(ini: IniFile, group: str, data: dict[str, Any], warnings: list[str]) -> None:
     if not ini.enabled(group):
         ini.used.update((group, k) for k in ini.parser.options(group))
         warnings.append(f"[{group}]: skipped (enable=0)")
@@ -444,7 +378,7 @@ def _sink(ini: _Ini, group: str, data: dict[str, Any], warnings: list[str]) -> N
         ini.used.update((group, k) for k in ini.parser.options(group))
 
 
-def _file_sink(ini: _Ini, group: str, warnings: list[str]) -> dict[str, Any]:
+def _file_sink(ini: IniFile, group: str, warnings: list[str]) -> dict[str, Any]:
     out = ini.file(group, "output-file")
     sink: dict[str, Any] = {"type": "video", "name": group, "path": str(out or f"{group}.mp4")}
     codec = ini.num(group, "codec", int, 1)
@@ -460,7 +394,7 @@ def _file_sink(ini: _Ini, group: str, warnings: list[str]) -> dict[str, Any]:
     return sink
 
 
-def _broker_sink(ini: _Ini, group: str, lib_key: str, conn_key: str, topic_key: str) -> dict[str, Any]:
+def _broker_sink(ini: IniFile, group: str, lib_key: str, conn_key: str, topic_key: str) -> dict[str, Any]:
     lib = (ini.get(group, lib_key) or "").lower()
     proto = next((p for p in PROTOCOLS if p in Path(lib).name), None)
     if proto is None:
@@ -486,13 +420,13 @@ def _broker_sink(ini: _Ini, group: str, lib_key: str, conn_key: str, topic_key: 
     return sink
 
 
-def _message_broker(ini: _Ini, group: str, data: dict[str, Any], warnings: list[str]) -> None:
+def _message_broker(ini: IniFile, group: str, data: dict[str, Any], warnings: list[str]) -> None:
     if not ini.enabled(group):
         return
     data["sinks"].append(_broker_sink(ini, group, "proto-lib", "conn-str", "topic"))
 
 
-def _nvds_analytics(ini: _Ini, group: str, data: dict[str, Any], warnings: list[str]) -> None:
+def _nvds_analytics(ini: IniFile, group: str, data: dict[str, Any], warnings: list[str]) -> None:
     """``[nvds-analytics]``: ``enable`` and the nvdsanalytics ``config-file`` (lines, ROIs, overcrowding)."""
     from lanner.pipeline.deepstream_analytics import import_nvdsanalytics
 
@@ -512,7 +446,7 @@ def _nvds_analytics(ini: _Ini, group: str, data: dict[str, Any], warnings: list[
         data["analytics"] = analytics
 
 
-def _message_converter(ini: _Ini, group: str, data: dict[str, Any], warnings: list[str]) -> None:
+def _message_converter(ini: IniFile, group: str, data: dict[str, Any], warnings: list[str]) -> None:
     payload = ini.num(group, "msg-conv-payload-type", int, None)
     ini.get(group, "enable")
     for sink in data["sinks"]:

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from lanner.core.errors import ConfigError
+from lanner.pipeline.deepstream_ini import IniFile
 
 _STREAM_GROUP = re.compile(r"(line-crossing|roi-filtering|overcrowding|direction-detection)-stream-(\d+)")
 _NO_EQUIVALENT = {
@@ -48,9 +49,7 @@ _NO_EQUIVALENT = {
 
 def import_nvdsanalytics(path: Path) -> tuple[dict[str, Any], list[str]]:
     """Read an nvdsanalytics config: the lanner ``analytics`` section (``{}`` if disabled) and warnings."""
-    from lanner.pipeline.deepstream import _Ini  # the INI reader that records used keys
-
-    ini = _Ini(Path(path))
+    ini = IniFile(Path(path))
     warnings: list[str] = []
     where = ini.path.name
     if not ini.parser.has_section("property"):

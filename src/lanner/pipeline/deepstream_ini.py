@@ -1,4 +1,5 @@
-"""Key-file (INI) diagnostics for the deepstream-app importer: where a file is broken, which keys repeat.
+"""Key-file (INI) reading for the deepstream-app importer: ``IniFile`` records the keys read so the rest
+become warnings; the diagnostics say where a file is broken and which keys repeat.
 
 deepstream-app reads its configs with GLib's key-file parser: a repeated key keeps its last value, and a
 line that is neither ``[group]`` nor ``key=value`` makes the whole file fail. These helpers turn
@@ -14,8 +15,78 @@ Example:
 from __future__ import annotations
 
 import configparser
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from lanner.core.errors import ConfigError
+
+NO_EQUIVALENT = "ignored (no lanner equivalent)"
+
+
+class IniFile:
+    """One key-file (INI) with the keys read so far, so the rest can be listed as warnings (``unused``)."""
+
+    def __init__(self, path: Path) -> None:
+        if not path.is_file():
+            raise ConfigError(f"DeepStream config not found: {path}", fix="check the path")
+        parser = configparser.ConfigParser(interpolation=None, strict=False, delimiters=("=",),
+                                           comment_prefixes=("#", ";"), inline_comment_prefixes=None)  # fmt: skip
+        parser.optionxform = str  # keep DeepStream's key names as written
+        fix = "DeepStream configs are [group] headers followed by key=value lines"
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"not a text file (byte {exc.start} is not UTF-8)", where=str(path), fix=fix) from None
+        try:
+            parser.read_string(text, source=str(path))
+        except configparser.Error as exc:
+            where, problem = parse_problem(exc, text, path)
+            raise ConfigError(f"not a key-file (INI): {problem}", where=where, fix=fix) from None
+        self.path, self.parser = path, parser
+        self.used: set[tuple[str, str]] = set()
+        self.repeated = repeated_keys(text)
+
+    def groups(self) -> list[str]:
+        return self.parser.sections()
+
+    def get(self, group: str, key: str, default: str | None = None) -> str | None:
+        if not self.parser.has_option(group, key):
+            return default
+        self.used.add((group, key))
+        return self.parser.get(group, key).strip()
+
+    def num(self, group: str, key: str, kind: Callable[[str], Any] = int, default: Any = None) -> Any:
+        raw = self.get(group, key)
+        if raw is None:
+            return default
+        try:
+            return kind(raw)
+        except ValueError:
+            raise ConfigError(
+                f"[{group}] {key}={raw!r} is not a number", where=str(self.path), fix="fix the value"
+            ) from None
+
+    def enabled(self, group: str) -> bool:
+        return self.num(group, "enable", int, 1) != 0
+
+    def file(self, group: str, key: str) -> Path | None:
+        raw = self.get(group, key)
+        if not raw:
+            return None
+        raw = raw[len("file://") :] if raw.startswith("file://") else raw
+        path = Path(raw)
+        return path if path.is_absolute() else Path(os.path.normpath(self.path.parent / path))
+
+    def unused(self, group: str, reason: Callable[[str], str | None]) -> list[str]:
+        """One warning line per key of ``group`` not read: ``reason(key)``, or ``NO_EQUIVALENT``."""
+        out = []
+        for key in self.parser.options(group):
+            if (group, key) not in self.used:
+                why = reason(key) or NO_EQUIVALENT
+                out.append(f"[{group}] {key}: {why}")
+        return out
 
 
 def parse_problem(exc: configparser.Error, text: str, path: Path) -> tuple[str, str]:

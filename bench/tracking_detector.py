@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -64,24 +65,28 @@ def render(cameras: int, seconds: float, seed: int) -> list[Path]:
     return paths
 
 
-def track_video(
-    path: Path, detector: Detector, class_ids: list[int], tracker_config: dict[str, float], batch: int = 4
-) -> list[Detections]:
-    """Per-frame ByteTrack output (boxes of ``class_ids`` only) for every frame of ``path``."""
-    tracker, frames, out = create_tracker("bytetrack", tracker_config), [], []
-    capture = cv2.VideoCapture(str(path))
+def detected_frames(path: Path, detector: Detector, batch: int = 4) -> Iterator[Detections]:
+    """The detector's output (all classes) for every frame of ``path``, in order, run ``batch`` frames at a time."""
+    capture, frames = cv2.VideoCapture(str(path)), []
     while True:
         ok, frame = capture.read()
         if ok:
             frames.append(frame)
         if frames and (len(frames) == batch or not ok):
-            for detections in detector.detect(frames):
-                keep = np.isin(detections.class_id, class_ids)
-                out.append(tracker.update(detections[keep], len(out)))
+            yield from detector.detect(frames)
             frames = []
         if not ok:
             break
     capture.release()
+
+
+def track_video(
+    path: Path, detector: Detector, class_ids: list[int], tracker_config: dict[str, float], batch: int = 4
+) -> list[Detections]:
+    """Per-frame ByteTrack output (boxes of ``class_ids`` only) for every frame of ``path``."""
+    tracker, out = create_tracker("bytetrack", tracker_config), []
+    for detections in detected_frames(path, detector, batch):
+        out.append(tracker.update(detections[np.isin(detections.class_id, class_ids)], len(out)))
     return out
 
 
@@ -96,18 +101,7 @@ def detect_video(path: Path, detector: Detector, key: str) -> list[Detections]:
             Detections(xyxy=data["xyxy"][a:b], confidence=data["confidence"][a:b], class_id=data["class_id"][a:b])
             for a, b in zip(starts, ends, strict=True)
         ]
-    found: list[Detections] = []
-    capture, frames = cv2.VideoCapture(str(path)), []
-    while True:
-        ok, frame = capture.read()
-        if ok:
-            frames.append(frame)
-        if frames and (len(frames) == 4 or not ok):
-            found += detector.detect(frames)
-            frames = []
-        if not ok:
-            break
-    capture.release()
+    found = list(detected_frames(path, detector))
     cache.parent.mkdir(parents=True, exist_ok=True)
     np.savez(
         cache,

@@ -13,14 +13,7 @@ from pathlib import Path
 import click
 
 from lanner.cli.app import info, out, progress_bar
-from lanner.cli.run import (
-    EXIT_ERRORS,
-    EXIT_SIGNAL,
-    limit_malloc_arenas,
-    status_line_display,
-    summary_table,
-    truth_table,
-)
+from lanner.cli.run import exit_with, run_and_report
 from lanner.cli.synth import parse_resolution
 
 
@@ -62,16 +55,6 @@ def demo(
     if print_config:
         out.print(short_yaml(config), end="")
         return
-    from lanner.pipeline.runner import Pipeline
-
-    limit_malloc_arenas()
-    pipeline = Pipeline(config)
-    with status_line_display() as show:
-        summary = pipeline.run(on_status=lambda t: show(t.status_line()))
-    out.print(summary_table(summary))
-    out.print(truth_table(summary, config))
+    summary = run_and_report(config, truth=True)
     info(f"outputs: {out_dir}")
-    if summary.stopped_by == "signal":
-        ctx.exit(EXIT_SIGNAL)
-    if summary.errors:
-        ctx.exit(EXIT_ERRORS)
+    exit_with(ctx, summary)

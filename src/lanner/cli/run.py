@@ -71,24 +71,35 @@ def run(
             raise ConfigError("\n".join(missing), fix="fix these paths (relative ones are from where you run)")
         out.print(f"config ok: {len(config.sources)} sources, {len(config.sinks)} sinks")
         return
+    exit_with(ctx, run_and_report(config, duration, truth))
+
+
+def run_and_report(config: Any, duration: float | None = None, truth: bool = False) -> Any:
+    """Run a validated pipeline config with a live status line, print its summary table (and the counts
+    against synthetic ground truth with ``truth``) and where the summary file went; returns the summary."""
     from lanner.pipeline.runner import Pipeline
 
-    limit_malloc_arenas()
+    _limit_malloc_arenas()
     pipeline = Pipeline(config)
-    with status_line_display() as show:
+    with _status() as show:
         summary = pipeline.run(duration_s=duration, on_status=lambda t: show(t.status_line()))
     out.print(summary_table(summary))
     if truth:
         out.print(truth_table(summary, config))
     if config.telemetry.summary_path:
         info(f"summary: {escape(str(config.telemetry.summary_path))}")
+    return summary
+
+
+def exit_with(ctx: click.Context, summary: Any) -> None:
+    """The exit code of a finished run: 130 stopped by Ctrl-C, 1 a source or sink failed, else 0."""
     if summary.stopped_by == "signal":
         ctx.exit(EXIT_SIGNAL)
     if summary.errors:
         ctx.exit(EXIT_ERRORS)
 
 
-def limit_malloc_arenas(arenas: int = 2) -> None:
+def _limit_malloc_arenas(arenas: int = 2) -> None:
     """Cap glibc's malloc arenas (``MALLOC_ARENA_MAX``) for this long-running, many-threaded process.
 
     With one arena per thread, frames allocated in decode threads and freed elsewhere fragment memory:
@@ -102,7 +113,7 @@ def limit_malloc_arenas(arenas: int = 2) -> None:
 
 
 @contextlib.contextmanager
-def status_line_display() -> Iterator[Any]:
+def _status() -> Iterator[Any]:
     """A live status line on a terminal; plain lines otherwise (hidden by ``--quiet``)."""
     if state().quiet:
         yield lambda line: None

@@ -29,6 +29,9 @@ def main() -> None:
     p.add_argument("--extend-eval-interval", type=int, default=10, help="validate every N extension epochs")
     p.add_argument("--freeze-blocks", type=int, default=0, help="backbone blocks kept fixed while extending")
     p.add_argument("--freeze-bn", action="store_true", help="keep every BatchNorm fixed while extending")
+    p.add_argument("--extend-lr-scale", type=float, default=0.5, help="extension lr = base lr x this")
+    p.add_argument("--mosaic", type=float, default=None, help="mosaic probability while extending (default 0.5)")
+    p.add_argument("--copy-paste", type=float, default=0.0, help="probability of pasting road signs into an image")
     p.add_argument("--base-only", action="store_true", help="train the 3-class base, copy its checkpoint, stop")
     p.add_argument("--base-checkpoint", type=Path, default=None, help="a base from an earlier --base-only run")
     args = p.parse_args()
@@ -43,8 +46,9 @@ def main() -> None:
     # 200 images that show the new class, as a team collecting data for it would gather
     new_full = render(data / "new_full", n_new * 3, seed=33, smoke=args.smoke)
     new = subset(new_full, data / "new", n_new, seed=0, showing=NEW)
-    replay = subset(full, data / "replay", args.replay, seed=1, without=NEW)
-    replay_3class = drop_class(replay, data / "replay_3class", NEW)
+    # cached by count: recipes with different --replay share one data folder
+    replay = subset(full, data / f"replay_{args.replay}", args.replay, seed=1, without=NEW)
+    replay_3class = drop_class(replay, data / f"replay_{args.replay}_3class", NEW)
 
     if args.base_checkpoint is None:
         base_run = run(base_spec(args, base, val3, epochs=60), args.out / "base")
@@ -61,7 +65,11 @@ def main() -> None:
         classes=["car", "bicycle", "person", NEW], replay=str(replay_3class), replay_images=args.replay
     )
     spec["model"].update(extend_from=base_run["best"], freeze_blocks=args.freeze_blocks, freeze_bn=args.freeze_bn)
-    spec["training"].update(lr=spec["training"]["lr"] / 2, warmup_epochs=0 if args.smoke else 1)
+    spec["training"].update(lr=spec["training"]["lr"] * args.extend_lr_scale, warmup_epochs=0 if args.smoke else 1)
+    if args.mosaic is not None:
+        spec["augmentation"]["mosaic"] = args.mosaic
+    if args.copy_paste:
+        spec["augmentation"]["copy_paste"] = {"prob": args.copy_paste, "classes": [NEW], "max_objects": 3}
     spec["training"]["batch_size"] = min(spec["training"]["batch_size"], 16)
     spec["evaluation"]["interval"] = args.extend_eval_interval if not args.smoke else 1
     extended = run(spec, args.out / "extended")
@@ -85,6 +93,9 @@ def main() -> None:
                 "replay": args.replay,
                 "freeze_blocks": args.freeze_blocks,
                 "freeze_bn": args.freeze_bn,
+                "lr_scale": args.extend_lr_scale,
+                "mosaic": spec["augmentation"]["mosaic"],
+                "copy_paste": args.copy_paste,
             },
             "passed": bool(drop_points <= 2 and ext_val["AP50"][NEW] >= 0.7),
         },

@@ -14,6 +14,11 @@
 #   bash experiments/gpu_session.sh synth-bg     # start synth yolox_s in its own process session, follow it
 #   bash experiments/gpu_session.sh classext-bg  # the same for class extension, base and extension in one job
 #   bash experiments/gpu_session.sh follow       # a later call: follow it to the end, bring back its result
+#   RECIPES="--copy-paste 0.5;--mosaic 1.0" bash experiments/gpu_session.sh classext-multi
+#                              # one 3-class base, then one extension per ';'-separated recipe, all at once on
+#                              # the one GPU (runs/cx<i>, sharing runs/classext/data); a base left on a warm
+#                              # machine by an earlier call is reused. A --replay count new to the data folder
+#                              # is rendered by the recipe that asks for it: give each new count one recipe.
 # Each job runs under `timeout` and copies its log and result.json to $OUT (default: runs/out).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -49,6 +54,25 @@ start_bg() {  # start_bg NAME RESULT COMMAND: run COMMAND in its own process ses
   echo "$1 $2" > runs/bg.job
   rm -f runs/bg.rc
   setsid nohup bash -c "$3 > runs/bg.log 2>&1; echo \$? > runs/bg.rc" > /dev/null 2>&1 < /dev/null &
+  disown  # the final `wait` must not wait for it (that held every starting call to the device's limit)
+}
+
+multi() {  # the classext-multi job (see the header)
+  local base=runs/classext/base_3class.safetensors i=0 r
+  [ -f $base ] || python3 experiments/class_extension.py --out runs/classext --workers 14 --base-only ${BASE_ARGS:-} || return 1
+  find runs -name 'epoch_*.safetensors' -delete  # room on the disk for the runs below
+  IFS=';' read -ra recipes <<< "$RECIPES"
+  for r in "${recipes[@]}"; do
+    mkdir -p runs/cx$i && ln -sfn ../classext/data runs/cx$i/data && rm -rf runs/cx$i/result.json runs/cx$i/extended
+    echo "cx$i: $r"
+    OMP_NUM_THREADS=2 python3 experiments/class_extension.py --out runs/cx$i --workers ${RECIPE_WORKERS:-3} \
+      --base-checkpoint $base $r > runs/cx$i.log 2>&1 &
+    i=$((i + 1))
+  done
+  wait
+  python3 -c "import glob, json; print(json.dumps({f: json.load(open(f)) for f in sorted(glob.glob('runs/cx*/result.json'))}))" \
+    > runs/classext_multi.json
+  for f in runs/cx*/result.json; do grep -E '"(new_class_AP50|old_classes_drop_points|passed)"' "$f" | tr -d '\n'; echo " $f"; done
 }
 
 follow_bg() {  # follow_bg SECONDS: print the background job's epochs until it ends or SECONDS pass
@@ -56,6 +80,8 @@ follow_bg() {  # follow_bg SECONDS: print the background job's epochs until it e
   read -r name result < runs/bg.job
   while [ ! -f runs/bg.rc ] && [ $SECONDS -lt $end ]; do sleep 10; done
   grep -E "mAP|epoch" runs/bg.log | tail -n 8
+  for f in runs/cx*.log; do [ -f "$f" ] && echo "$f: $(grep -E 'epoch' "$f" | tail -n 1)"; done
+  [ -n "$(ls runs/cx*.log 2> /dev/null)" ] && tail -q -n 3 runs/cx*.log > "$OUT/recipes_tail.txt"
   cp runs/bg.log "$OUT/$name.log"
   if [ -f runs/bg.rc ]; then
     echo "$name rc=$(cat runs/bg.rc)" >> "$OUT/rc.txt"
@@ -97,10 +123,14 @@ case "${1:-}" in
       "python3 experiments/class_extension.py --out runs/classext --workers 14 ${CLASSEXT_ARGS:-}"
     follow_bg "$LIMIT"
     ;;
+  classext-multi)
+    start_bg classext runs/classext_multi.json "$(declare -f multi); RECIPES='${RECIPES:?set RECIPES}'; multi"
+    follow_bg "$LIMIT"
+    ;;
   follow)
     follow_bg "$LIMIT"
     ;;
-  *) echo "usage: $0 a|b|c|synth1|base|ext|synth-bg|classext-bg|follow" >&2; exit 2 ;;
+  *) echo "usage: $0 a|b|c|synth1|base|ext|synth-bg|classext-bg|classext-multi|follow" >&2; exit 2 ;;
 esac
 wait
 cat "$OUT/rc.txt"

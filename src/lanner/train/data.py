@@ -4,7 +4,8 @@
   or an unreadable ImageFolder image;
   ``detection_items`` maps its class names onto the spec's class list (a dataset class the spec lacks
   is a ``DataError``).
-* ``DetectionTrainSet`` decodes an image (or takes it from a RAM cache), optionally builds a mosaic,
+* ``DetectionTrainSet`` decodes an image (or takes it from a RAM cache), optionally pastes objects from
+  other images into it (``copy_paste.py``, into each mosaic tile too), optionally builds a mosaic,
   augments it (``augment.py``) and letterboxes it with ``lanner.data.preprocess.to_network_pixels``.
   Images leave the workers as uint8 NCHW (a quarter of float32's bytes through shared memory, pinning
   and the host-to-device copy); ``normalise_pixels`` applies mean/std on the device, with the same
@@ -42,6 +43,7 @@ from lanner.data.preprocess import InputSpec, to_network_pixels
 from lanner.data.validate import check_boxes
 from lanner.models.registry import ModelInfo
 from lanner.train.augment import Augment, mosaic
+from lanner.train.copy_paste import CopyPaste
 
 _ORDER_STREAM = 2**31 - 1  # the seed stream of the sample order (item indices use 0..n-1)
 
@@ -197,9 +199,11 @@ class DetectionTrainSet(torch.utils.data.Dataset):
         seed: int = 0,
         cache: bool = False,
         augment_epochs: int | None = None,
+        copy_paste: CopyPaste | None = None,
     ) -> None:
         self.items, self.spec, self.augment = list(items), spec, augment
         self.mosaic_prob, self.seed, self.epoch = mosaic_prob, seed, 0
+        self.copy_paste = copy_paste  # pastes objects into each augmented image (or each mosaic tile)
         self.augment_epochs = augment_epochs  # epochs (0-based) from this one on see clean images (YOLOX)
         # Decoded once in the main process; DataLoader workers fork after this and share the pages.
         self.cached = read_images([item.image_path for item in self.items]) if cache else None
@@ -216,15 +220,23 @@ class DetectionTrainSet(torch.utils.data.Dataset):
         image = self.cached[index] if self.cached is not None else read_image(item.image_path)
         return image, item.xyxy, item.class_id
 
+    def _load_pasted(
+        self, index: int, rng: np.random.Generator, augmenting: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        loaded = self._load(index)
+        if augmenting and self.copy_paste is not None:
+            return self.copy_paste(*loaded, rng, self._load)
+        return loaded
+
     def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         epoch, index = _epoch_index(key, self.epoch)
         seed = item_seed(self.seed, epoch, index)
         rng = np.random.default_rng(seed)
-        image, xyxy, class_id = self._load(index)
         augment = self.augment if self.augment_epochs is None or epoch < self.augment_epochs else None
+        image, xyxy, class_id = self._load_pasted(index, rng, augment is not None)
         if augment is not None and self.mosaic_prob > 0 and rng.random() < self.mosaic_prob:
-            picks = [index, *rng.integers(0, len(self.items), 3).tolist()]
-            loaded = [self._load(i) for i in picks]
+            picks = rng.integers(0, len(self.items), 3).tolist()
+            loaded = [(image, xyxy, class_id), *(self._load_pasted(i, rng, True) for i in picks)]
             image, xyxy, origin = mosaic([x[0] for x in loaded], [x[1] for x in loaded], self.spec.size_hw)
             # Halve the 2H x 2W canvas before augmenting: the later steps touch a quarter of the pixels
             # and the letterbox below no longer resizes (the mosaic is then exactly the network size).

@@ -62,6 +62,25 @@ class ModelSection(Section):
         return self
 
 
+class CopyPasteSection(Section):
+    """Box copy-paste (``lanner.train.copy_paste``): objects of ``classes`` (empty: every class) cut from
+    training images and pasted into others, up to ``max_objects`` per image with probability ``prob``.
+    Use it with ``dataset.cache_images`` (each paste reads its source image)."""
+
+    prob: float = Field(0.0, ge=0.0, le=1.0)
+    classes: list[str] = Field(default_factory=list)
+    max_objects: int = Field(3, ge=1, le=32)
+    scale: tuple[float, float] = (0.75, 1.33)  # log-uniform resize factor of a pasted object
+    max_overlap: float = Field(0.1, ge=0.0, le=1.0)  # of any existing box a paste may cover (and vice versa)
+    min_size: int = Field(4, ge=1)  # pixels; narrower or shorter objects are not pasted
+
+    @model_validator(mode="after")
+    def _ordered(self) -> CopyPasteSection:
+        if not 0 < self.scale[0] <= self.scale[1]:
+            raise ValueError(f"scale {list(self.scale)} must be [low, high] with 0 < low <= high")
+        return self
+
+
 class AugmentationSection(Section):
     """Online augmentation (bbox-safe). Probabilities are per image; ranges are ``[low, high]``."""
 
@@ -77,6 +96,7 @@ class AugmentationSection(Section):
     mosaic: float = Field(0.0, ge=0.0, le=1.0)
     min_visibility: float = Field(0.3, ge=0.0, le=1.0)  # drop boxes cut below this visible fraction
     no_aug_epochs: int = Field(0, ge=0)  # the last N epochs train on clean images (YOLOX's final phase)
+    copy_paste: CopyPasteSection = Field(default_factory=CopyPasteSection)
 
 
 class TrainingSection(Section):

@@ -1,7 +1,7 @@
 """Issue 3, Done-when 3: extend a 3-class detector with a 4th class (road_sign) from 200 images.
 
-The base model learns car/bicycle/person from 2000 images whose road-sign boxes were removed (it
-never saw the class). ``model.extend_from`` keeps its head rows, adds one for road_sign, and trains on
+The base model learns car/bicycle/person from 2000 images (``--base-images``) whose road-sign boxes were
+removed (it never saw the class). ``model.extend_from`` keeps its head rows, adds one for road_sign, and trains on
 200 fully labelled images plus ``--replay`` base images that contain no road sign (so the replay never
 teaches "sign = background"). Target: old classes' mAP within 2 points, road_sign AP@.5 >= 0.7.
 
@@ -24,6 +24,7 @@ NEW = "road_sign"
 
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
+    p.add_argument("--base-images", type=int, default=2000, help="images the 3-class base trains on")
     p.add_argument("--replay", type=int, default=200, help="old-class images replayed during extension")
     p.add_argument("--extend-epochs", type=int, default=120)
     p.add_argument("--extend-eval-interval", type=int, default=10, help="validate every N extension epochs")
@@ -37,18 +38,19 @@ def main() -> None:
     args = p.parse_args()
     if args.base_checkpoint is not None and not args.base_checkpoint.is_file():
         p.error(f"--base-checkpoint {args.base_checkpoint}: no such file (copy it from the --base-only run's output)")
-    n_base, n_new, n_val = (16, 8, 8) if args.smoke else (2000, 200, 500)
+    n_base, n_new, n_val = (16, 8, 8) if args.smoke else (args.base_images, 200, 500)
     data = args.out / "data"
-    full = render(data / "base_full", n_base, seed=31, smoke=args.smoke)
-    base = drop_class(full, data / "base_3class", NEW)
+    suffix = "" if n_base == 2000 else f"_{n_base}"  # folders of other sizes sit beside the default ones
+    full = render(data / f"base_full{suffix}", n_base, seed=31, smoke=args.smoke)
+    base = drop_class(full, data / f"base_3class{suffix}", NEW)
     val4 = render(data / "val", n_val, seed=32, smoke=args.smoke)
     val3 = drop_class(val4, data / "val_3class", NEW)
     # 200 images that show the new class, as a team collecting data for it would gather
     new_full = render(data / "new_full", n_new * 3, seed=33, smoke=args.smoke)
     new = subset(new_full, data / "new", n_new, seed=0, showing=NEW)
     # cached by count: recipes with different --replay share one data folder
-    replay = subset(full, data / f"replay_{args.replay}", args.replay, seed=1, without=NEW)
-    replay_3class = drop_class(replay, data / f"replay_{args.replay}_3class", NEW)
+    replay = subset(full, data / f"replay_{args.replay}{suffix}", args.replay, seed=1, without=NEW)
+    replay_3class = drop_class(replay, data / f"replay_{args.replay}{suffix}_3class", NEW)
 
     if args.base_checkpoint is None:
         base_run = run(base_spec(args, base, val3, epochs=60), args.out / "base")
@@ -91,6 +93,7 @@ def main() -> None:
             "recipe": {
                 "extend_epochs": args.extend_epochs,
                 "replay": args.replay,
+                "base_images": n_base,
                 "freeze_blocks": args.freeze_blocks,
                 "freeze_bn": args.freeze_bn,
                 "lr_scale": args.extend_lr_scale,

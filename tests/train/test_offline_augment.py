@@ -248,3 +248,35 @@ def test_empty_source_and_bad_options(tmp_path: Path) -> None:
         augment_dataset(tmp_path / "none.json", tmp_path / "out", load_augmentation())
     with pytest.raises(UsageError, match="copies must be at least 1"):
         AugmentOptions(copies=0)
+
+
+def test_copy_paste_writes_pasted_boxes_on_their_pixels_and_checks_classes_first(tmp_path: Path) -> None:
+    samples = []
+    for i in range(3):  # grey images with a white car; image 0 also holds a mid-grey person
+        image = np.full((H, W, 3), 40, np.uint8)
+        image[4:20, 4:20] = 255
+        xyxy, cls = [[4, 4, 20, 20]], [0]
+        if i == 0:
+            image[30:42, 40:48] = 150
+            xyxy, cls = [*xyxy, [40, 30, 48, 42]], [0, 1]
+        cv2.imwrite(str(tmp_path / f"{i}.png"), image)
+        samples.append(Sample(f"{i}", tmp_path / f"{i}.png", W, H, Detections.from_arrays(xyxy, cls)))
+    src = write_dataset(DetectionDataset(tmp_path, ["car", "person"], samples), tmp_path / "src", "kitti")
+    keys = ["hflip=0", "scale=[1, 1]", "translate=0", "color=0", "copy_paste.prob=1.0", "copy_paste.scale=[1, 1]"]
+    section = load_augmentation(overrides=[*keys, "copy_paste.classes=[person]", "copy_paste.max_overlap=0"])
+    report = augment_dataset(src, tmp_path / "out", section, AugmentOptions(copies=2))
+    out = read_dataset(tmp_path / "out")
+    for sample in out.samples:
+        source = read_dataset(src).samples[int(sample.image_id[0])]
+        added = len(sample.boxes) - len(source.boxes)
+        assert added >= 1 and list(sample.boxes.class_id[len(source.boxes) :]) == [1] * added
+        image = cv2.imread(str(sample.image_path))
+        for x1, y1, x2, y2 in sample.boxes.xyxy[sample.boxes.class_id == 1].round().astype(int):
+            assert (image[y1:y2, x1:x2] == 150).all()  # every person box shows the person's pixels
+        assert (sample.boxes.data["occluded"] == 0).all()  # pasted rows get KITTI's 2D defaults
+    assert report.boxes_out > report.boxes_in * 2
+    with pytest.raises(UsageError, match=r"copy_paste.classes names \['dog'\]"):
+        augment_dataset(
+            src, tmp_path / "out2", load_augmentation(overrides=["copy_paste.prob=1", "copy_paste.classes=[dog]"])
+        )
+    assert not (tmp_path / "out2").exists()  # refused before anything was written

@@ -30,7 +30,7 @@ import numpy as np
 
 from lanner.train.spec import CopyPasteSection
 
-Loader = Callable[[int], tuple[np.ndarray, np.ndarray, np.ndarray]]  # index -> (image, xyxy, class_id)
+Loader = Callable[[int], tuple[np.ndarray | None, np.ndarray, np.ndarray]]  # index -> (image, xyxy, class_id)
 
 
 class CopyPaste:
@@ -72,6 +72,8 @@ class CopyPaste:
         for pick in rng.integers(0, len(self.bank), count).tolist():
             index, k = self.bank[pick]
             source, boxes, classes = load(index)
+            if source is None:  # a source image that cannot be decoded (a skipped bad image): no paste from it
+                continue
             crops.append((crop_box(source, np.asarray(boxes, np.float32).reshape(-1, 4)[k]), int(classes[k])))
         return paste_objects(image, xyxy, class_id, crops, rng, self.section)
 

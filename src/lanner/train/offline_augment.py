@@ -2,7 +2,7 @@
 
 ``augment_dataset`` reads a detection set (KITTI, COCO, YOLO) or an ImageFolder classification set,
 runs each image through the same seeded, bbox-safe pipeline training uses (``augment.py``: flip,
-scale/translate, colour, blur, noise, plus mosaic for detection) and writes the copies, with their
+scale/translate, colour, blur, noise, plus copy-paste and mosaic for detection) and writes the copies, with their
 boxes transformed alongside, as a new dataset in any detection format. Boxes cut below
 ``min_visibility`` (or left narrower than 1 px) are dropped and counted. Copy ``k`` of sample ``i``
 draws from ``SeedSequence([seed, i, k])`` only, so the same seed always writes the same pixels, with
@@ -41,6 +41,7 @@ from lanner.data.formats.imagefolder import read_imagefolder
 from lanner.data.formats.layout import place_image
 from lanner.data.io import ALL_FORMATS, check_output_folder, detect_format, parse_dataset, write_dataset
 from lanner.train.augment import Augment, mosaic
+from lanner.train.copy_paste import CopyPaste
 from lanner.train.spec import AugmentationSection, load_spec
 
 # Per-box columns that still describe a box after a 2D transform; the rest are dropped or reset.
@@ -143,6 +144,8 @@ class AugmentJob:
         plan = _Plan(self.dataset, self.dst, self.section, self.options, self.names)
         if isinstance(self.dataset, ClassificationDataset) and self.section.mosaic > 0:
             self.report.warnings.append("mosaic is ignored for a classification set (it would mix classes)")
+        if isinstance(self.dataset, ClassificationDataset) and self.section.copy_paste.prob > 0:
+            self.report.warnings.append("copy_paste is ignored for a classification set (it has no boxes)")
         done = _augment_all(plan, progress)
         report = self.report
         bad = {path: reason for d in done for path, reason in d.bad.items()}  # a partner may be found bad twice
@@ -186,6 +189,7 @@ def prepare_augment(
     else:
         dataset = _read_detection(src, fmt, options.skip_bad, report)
     names = _output_names(dataset, options)
+    copy_paste_bank(dataset, section)  # its class names are checked now, before anything is written
     _check_output(src_root, dst, options.force)
     return AugmentJob(src_root, dst, section, options, dataset, names, report)
 
@@ -343,6 +347,7 @@ class _SampleAugmenter:
     def __init__(self, plan: _Plan) -> None:
         self.plan, self.augment = plan, Augment(plan.section)
         self.bad: set[int] = set()
+        self.paste = copy_paste_bank(plan.dataset, plan.section)
 
     def __call__(self, index: int) -> _Done:
         done = _Done(index)
@@ -388,14 +393,15 @@ class _SampleAugmenter:
     def _copy(self, index: int, image: np.ndarray, seed: int, done: _Done) -> tuple[np.ndarray, Detections, int]:
         """One augmented copy of detection sample ``index``: ``(image, boxes, boxes dropped)``."""
         samples = self.plan.dataset.samples
-        boxes = _transformable(samples[index].boxes)
         rng = np.random.default_rng(seed)
+        image, boxes = self._pasted(image, _transformable(samples[index].boxes), rng, done)
         if self.plan.section.mosaic > 0 and rng.random() < self.plan.section.mosaic:
             picks = rng.integers(0, len(samples), 3).tolist()
             partners = [self._read(i, done) for i in picks]
             if all(p is not None for p in partners):
-                tiles = [image, *partners]
-                tile_boxes = [boxes, *(_transformable(samples[i].boxes) for i in picks)]
+                pasted = [self._pasted(p, _transformable(samples[i].boxes), rng, done) for i, p in zip(picks, partners)]
+                tiles = [image, *(p[0] for p in pasted)]
+                tile_boxes = [boxes, *(p[1] for p in pasted)]
                 h, w = image.shape[:2]
                 image, shifted, _ = mosaic(tiles, [b.xyxy for b in tile_boxes], (h // 2, w // 2))
                 boxes = _merge(tile_boxes)  # mosaic keeps the boxes in input order, so the columns line up
@@ -408,6 +414,26 @@ class _SampleAugmenter:
         out = out[wide]
         return np.ascontiguousarray(out_image), out, len(boxes) - len(out)
 
+    def _pasted(
+        self, image: np.ndarray, boxes: Detections, rng: np.random.Generator, done: _Done
+    ) -> tuple[np.ndarray, Detections]:
+        """``image`` with copy-paste applied (the draws training makes); pasted boxes get default columns."""
+        if self.paste is None:
+            return image, boxes
+        samples = self.plan.dataset.samples
+
+        def load(i: int) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+            return self._read(i, done), samples[i].boxes.xyxy, samples[i].boxes.class_id
+
+        out, xyxy, class_id = self.paste(image, boxes.xyxy, boxes.class_id, rng, load)
+        new = len(xyxy) - len(boxes)
+        if not new:
+            return image, boxes
+        data = {k: np.zeros((new, *v.shape[1:]), v.dtype) for k, v in boxes.data.items()}
+        return out, Detections.merge(
+            [boxes, Detections.from_arrays(xyxy[len(boxes) :], class_id[len(boxes) :], data=data)]
+        )
+
     def _classification(self, index: int, image: np.ndarray, done: _Done) -> None:
         sample, options = self.plan.dataset.samples[index], self.plan.options
         no_boxes, no_labels = np.zeros((0, 4), np.float32), np.zeros(0, np.int64)
@@ -418,6 +444,23 @@ class _SampleAugmenter:
             folder = self.plan.dst / self.plan.dataset.classes[sample.class_id]
             place_image(sample.image_path, folder / sample.image_path.name, "link")
         done.images_out = options.copies + int(options.keep_originals)
+
+
+def copy_paste_bank(
+    dataset: DetectionDataset | ClassificationDataset, section: AugmentationSection
+) -> CopyPaste | None:
+    """The copy-paste bank for ``section.copy_paste`` over a detection set (None when off or classification)."""
+    cp = section.copy_paste
+    if cp.prob == 0 or isinstance(dataset, ClassificationDataset):
+        return None
+    unknown = [name for name in cp.classes if name not in dataset.classes]
+    if unknown:
+        raise UsageError(
+            f"copy_paste.classes names {unknown}, which the dataset does not have ({list(dataset.classes)})",
+            fix="use the dataset's class names, or leave copy_paste.classes empty for every class",
+        )
+    ids = [list(dataset.classes).index(name) for name in cp.classes] if cp.classes else None
+    return CopyPaste([(s.boxes.xyxy, s.boxes.class_id) for s in dataset.samples], ids, cp)
 
 
 def _transformable(boxes: Detections) -> Detections:

@@ -194,3 +194,20 @@ def test_coco_crowd_regions_are_ignored(tmp_path):
     m = evaluate_model(FixedBoxDetector(), ds).metrics
     assert m.num_gt["car"] == 1 and m.map == pytest.approx(1.0)
     assert m.confusion[-1].sum() == 0  # the detection on the crowd region is not a false positive
+
+
+def test_detections_inside_kitti_dontcare_regions_count_as_neither_hit_nor_miss():
+    from lanner.train.evaluate import ground_truth_for
+
+    car = Detections.from_arrays([[10, 10, 50, 50]], [1])
+    sample = Sample("0", Path("0.png"), 200, 100, car, ignore_regions=np.array([[100, 0, 200, 100]], np.float32))
+    ds = DetectionDataset(Path("."), ["person", "car"], [sample])
+    # the right car, and a more confident car inside the DontCare area
+    pred = Detections.from_arrays([[10, 10, 50, 50], [120, 20, 160, 60]], [1, 1], confidence=[0.6, 0.9])
+    truth = ground_truth_for(ds, np.array([0, 1]))
+    assert len(truth[0]) == 2 and truth[0].data["ignore"].tolist() == [False, True]  # one region per labelled class
+    assert evaluate_detections([pred], truth, ["person", "car"]).per_class_ap50["car"] == pytest.approx(1.0)
+    without = ground_truth_for(
+        DetectionDataset(Path("."), ["person", "car"], [Sample("0", Path("0.png"), 200, 100, car)]), np.array([0, 1])
+    )
+    assert evaluate_detections([pred], without, ["person", "car"]).per_class_ap50["car"] < 0.9  # it was an FP

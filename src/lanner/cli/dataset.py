@@ -180,9 +180,11 @@ def _write_text(path: Path, text: str) -> None:
 
 def _stats_tables(stats: Stats) -> list[Table]:
     """Rich tables: overview, classes, box sizes, image sizes, and KITTI histograms when present."""
-    overview = Table("images", "boxes", "boxes/image min", "mean", "max", title="dataset")
+    ignore = ("ignore regions",) if stats.ignore_regions else ()  # COCO crowd boxes, KITTI DontCare
+    overview = Table("images", "boxes", "boxes/image min", "mean", "max", *ignore, title="dataset")
     bpi = stats.boxes_per_image
-    overview.add_row(str(stats.images), str(stats.boxes), str(bpi["min"]), f"{bpi['mean']:.2f}", str(bpi["max"]))
+    row = [str(stats.images), str(stats.boxes), str(bpi["min"]), f"{bpi['mean']:.2f}", str(bpi["max"])]
+    overview.add_row(*row, *(str(stats.ignore_regions) for _ in ignore))
     if not stats.boxes and not stats.box_sizes:  # an ImageFolder set: classes count images
         images = stats.images
         return [

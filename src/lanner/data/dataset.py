@@ -5,6 +5,10 @@ label files differ. Boxes are ``Detections`` in pixel xyxy with ``confidence`` 1
 columns travel in ``Detections.data`` under their KITTI names (``truncated``, ``occluded``, ``alpha``,
 ``dimensions`` (N,3: h w l), ``location`` (N,3: x y z), ``rotation_y``), so a KITTI -> COCO -> KITTI
 trip can keep them where the middle format has room.
+
+Ignore regions are not training objects. A COCO ``iscrowd: 1`` box keeps its class and carries
+``data["iscrowd"] = 1`` and ``data["ignore"] = True`` (training drops ``ignore`` boxes, evaluation treats them
+as pycocotools does). KITTI's class-less ``DontCare`` boxes go to ``Sample.ignore_regions`` (never a class).
 """
 
 from __future__ import annotations
@@ -21,13 +25,18 @@ KITTI_EXTRA_COLUMNS = ("truncated", "occluded", "alpha", "dimensions", "location
 
 @dataclass
 class Sample:
-    """One image and its labelled boxes. ``image_path`` is absolute; ``image_id`` is unique in the set."""
+    """One image and its labelled boxes. ``image_path`` is absolute; ``image_id`` is unique in the set.
+
+    ``ignore_regions`` (M, 4) pixel xyxy: class-less areas to ignore (KITTI ``DontCare``): not objects, so
+    no class and no box of ``boxes``; only KITTI has a way to write them.
+    """
 
     image_id: str
     image_path: Path
     width: int
     height: int
     boxes: Detections = field(default_factory=Detections.empty)
+    ignore_regions: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
 
 
 @dataclass
@@ -49,6 +58,15 @@ class DetectionDataset:
         for s in self.samples:
             counts += np.bincount(s.boxes.class_id, minlength=len(self.classes))[: len(self.classes)]
         return dict(zip(self.classes, counts.tolist(), strict=True))
+
+
+def ignored_boxes(boxes: Detections) -> np.ndarray:
+    """Bool per box: an ignore region (``data["ignore"]`` or COCO's ``data["iscrowd"]``), not an object to learn."""
+    mask = np.zeros(len(boxes), bool)
+    for key in ("ignore", "iscrowd"):
+        if key in boxes.data:
+            mask |= np.asarray(boxes.data[key]).astype(bool).reshape(len(boxes))
+    return mask
 
 
 def kitti_defaults(n: int) -> dict[str, np.ndarray]:

@@ -28,7 +28,8 @@ ALL_FORMATS = (*DETECTION_FORMATS, "imagefolder")
 def detect_format(path: str | Path) -> str:
     """The format of the dataset at ``path``: ``kitti``, ``coco``, ``yolo`` or ``imagefolder``.
 
-    COCO: a ``.json`` file or ``annotations.json``; YOLO: ``data.yaml`` or 5-number label lines; KITTI:
+    COCO: a ``.json`` file, ``annotations.json`` or the file CVAT, Roboflow or Label Studio exports; YOLO:
+    ``data.yaml`` (also an Ultralytics ``images/<split>`` folder under one) or 5-number label lines; KITTI:
     15/16-column label lines (or ``images/`` with only empty or no labels); ImageFolder: class sub-folders.
     """
     path = Path(path)

@@ -2,7 +2,7 @@
 
 Box sizes use COCO's buckets (small < 32², medium < 96², large otherwise; box area in pixels), so the
 numbers line up with the APs, APm, APl of an evaluation. Truncation and occlusion histograms appear
-when the boxes carry KITTI's columns.
+when the boxes carry KITTI's columns. ``ignore_regions`` counts COCO crowd boxes and KITTI DontCare regions.
 
 Example:
     >>> stats = compute_stats(read_dataset("data/kitti_cars"))
@@ -23,7 +23,7 @@ import numpy as np
 from lanner.core.errors import UsageError
 from lanner.core.folders import writing
 from lanner.core.progress import ProgressFn, advance
-from lanner.data.dataset import ClassificationDataset, DetectionDataset
+from lanner.data.dataset import ClassificationDataset, DetectionDataset, ignored_boxes
 from lanner.data.formats.layout import image_size
 
 # COCO's area ranges (pycocotools' ``areaRng``): small < 32², medium < 96², large beyond.
@@ -49,6 +49,7 @@ class Stats:
     sqrt_area_histogram: dict[str, int]
     truncated: dict[str, int] | None = None
     occluded: dict[str, int] | None = None
+    ignore_regions: int = 0  # COCO iscrowd boxes (also in ``boxes``) + KITTI DontCare regions (not boxes)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -65,13 +66,14 @@ def compute_stats(ds: DetectionDataset | ClassificationDataset, progress: Progre
     if isinstance(ds, ClassificationDataset):
         return _classification_stats(ds, progress)
     per_image, areas, sizes = [], [], {}
-    truncated, occluded = [], []
+    truncated, occluded, ignored = [], [], 0
     kitti = bool(ds.samples) and all("truncated" in s.boxes.data and "occluded" in s.boxes.data for s in ds.samples)
     for sample in ds.samples:
         per_image.append(len(sample.boxes))
         areas.append(sample.boxes.area)
         key = f"{sample.width}x{sample.height}"
         sizes[key] = sizes.get(key, 0) + 1
+        ignored += int(ignored_boxes(sample.boxes).sum()) + len(sample.ignore_regions)
         if kitti:
             truncated.append(sample.boxes.data["truncated"])
             occluded.append(sample.boxes.data["occluded"])
@@ -88,6 +90,7 @@ def compute_stats(ds: DetectionDataset | ClassificationDataset, progress: Progre
         sqrt_area_histogram=_histogram(np.sqrt(area), SQRT_AREA_EDGES),
         truncated=_histogram(np.concatenate(truncated), TRUNCATED_EDGES, closed=True) if kitti else None,
         occluded=_levels(np.concatenate(occluded)) if kitti else None,
+        ignore_regions=ignored,
     )
 
 

@@ -139,13 +139,25 @@ def _read_dataset(dataset: Any) -> DetectionDataset | ClassificationDataset:
 
 
 def ground_truth_for(ds: DetectionDataset, mapping: np.ndarray) -> list[Detections]:
-    """The dataset's boxes with model class ids and an ``ignore`` flag (COCO ``iscrowd``)."""
+    """The dataset's boxes with model class ids and an ``ignore`` flag (COCO ``iscrowd``).
+
+    KITTI's class-less ``DontCare`` regions (``Sample.ignore_regions``) become ignore boxes of every class the
+    dataset labels, so a detection inside one counts as neither hit nor false positive, as in KITTI's own
+    benchmark (matched like a crowd box: intersection over the detection's area).
+    """
+    labelled = np.unique(np.concatenate([mapping[s.boxes.class_id] for s in ds.samples] or [np.zeros(0, np.int64)]))
     result = []
     for sample in ds.samples:
         boxes = sample.boxes
         crowd = boxes.data.get("iscrowd", np.zeros(len(boxes)))
         ignore = np.asarray(crowd).astype(bool).reshape(len(boxes))
-        result.append(Detections.from_arrays(boxes.xyxy, mapping[boxes.class_id], data={"ignore": ignore}))
+        xyxy, class_id = boxes.xyxy, mapping[boxes.class_id]
+        regions = np.asarray(sample.ignore_regions, np.float32).reshape(-1, 4)
+        if len(regions) and len(labelled):
+            xyxy = np.concatenate([xyxy, np.tile(regions, (len(labelled), 1))])
+            class_id = np.concatenate([class_id, np.repeat(labelled, len(regions))])
+            ignore = np.concatenate([ignore, np.ones(len(regions) * len(labelled), bool)])
+        result.append(Detections.from_arrays(xyxy, class_id, data={"ignore": ignore}))
     return result
 
 

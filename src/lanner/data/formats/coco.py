@@ -11,7 +11,12 @@ COCO's own ``annotations/instances_val2017.json`` against ``../val2017``)::
 Category ids are written 1-based in class order; image and annotation ids are renumbered 1..N in image-id
 order, so output is deterministic. ``area`` and ``iscrowd`` travel in ``Detections.data``; KITTI's extra
 columns are kept in each annotation's ``"attributes"`` object so KITTI -> COCO -> KITTI keeps them.
-Segmentation polygons and RLE masks are not read.
+Segmentation polygons and RLE masks are not read (``bbox`` is). ``iscrowd: 1`` boxes are ignore regions, as
+in pycocotools: they also get ``data["ignore"]``, so training leaves them out and evaluation lets them absorb
+detections without counting. KITTI's class-less ``DontCare`` regions (``Sample.ignore_regions``) have no COCO
+form and are not written.
+
+A folder is read from the file that CVAT, Roboflow or Label Studio put in it (``candidate_files``).
 """
 
 from __future__ import annotations
@@ -26,29 +31,49 @@ import numpy as np
 
 from lanner.core.detections import Detections
 from lanner.core.progress import ProgressFn, advance
-from lanner.data.dataset import KITTI_EXTRA_COLUMNS, DetectionDataset, Sample
+from lanner.data.dataset import KITTI_EXTRA_COLUMNS, DetectionDataset, Sample, ignored_boxes
 from lanner.data.formats.kitti import OCCLUDED_RANGE
 from lanner.data.formats.layout import BoxOrigin, DatasetFormat, Parsed, build_boxes, is_number, is_whole
 
 ANNOTATIONS_FILE = "annotations.json"
+EXPORT_FILES = (ANNOTATIONS_FILE, "_annotations.coco.json", "result.json")
 IMAGE_KEYS = ("id", "file_name", "width", "height")
 ANNOTATION_KEYS = ("id", "image_id", "category_id", "bbox")
 
 
+def candidate_files(folder: Path) -> list[Path]:
+    """The COCO files an export folder holds under the names tools give them, in this order.
+
+    ``annotations.json`` (lanner), ``_annotations.coco.json`` (Roboflow, one per split folder), ``result.json``
+    (Label Studio); else every ``annotations/instances_*.json`` (COCO itself, CVAT's ``instances_default``).
+    """
+    for name in EXPORT_FILES:
+        if (folder / name).is_file():
+            return [folder / name]
+    return sorted(p for p in (folder / "annotations").glob("instances_*.json") if p.is_file())
+
+
 def json_path(path: Path) -> Path:
-    """The annotation file of ``path``: itself if a ``.json`` file, else ``annotations.json`` in it."""
-    return path if path.suffix.lower() == ".json" else path / ANNOTATIONS_FILE
+    """The annotation file of ``path``: itself if a ``.json`` file, else the first of ``candidate_files``."""
+    if path.suffix.lower() == ".json":
+        return path
+    return next(iter(candidate_files(path)), path / ANNOTATIONS_FILE)
 
 
 def sniff(path: Path) -> bool:
-    """A ``.json`` file or a folder with ``annotations.json``."""
-    return json_path(path).is_file()
+    """A ``.json`` file or a folder with a COCO file under a name an exporter gives it."""
+    return path.is_file() if path.suffix.lower() == ".json" else bool(candidate_files(path))
 
 
 def parse(path: Path, classes: Sequence[str] | None = None, progress: ProgressFn | None = None) -> Parsed:
     """Parse a COCO annotation file; every problem found is recorded in the result, nothing is raised."""
     file = json_path(path)
     parsed = Parsed(root=file.parent, classes=[], source=path)
+    several = candidate_files(path) if path.is_dir() else []
+    if len(several) > 1:
+        names = ", ".join(p.relative_to(path).as_posix() for p in several)
+        parsed.add("malformed", f"several COCO files ({names}): pass the one to read", path)
+        return parsed
     doc = _load(parsed, file)
     if doc is None:
         return parsed
@@ -63,6 +88,13 @@ def parse(path: Path, classes: Sequence[str] | None = None, progress: ProgressFn
             rows[ann["image_id"]].append(row)
             origins[ann["image_id"]].append(BoxOrigin(file=file, ref=f"annotations[{i}] (id {ann['id']})"))
     with_kitti = any("truncated" in r for rs in rows.values() for r in rs)
+    crowd = sum(r["iscrowd"] for rs in rows.values() for r in rs)
+    if crowd:
+        message = (
+            f"{crowd} annotation(s) with iscrowd 1 are ignore regions: not trained on, and in evaluation they "
+            "absorb detections as in pycocotools (CVAT writes masks as iscrowd 1: set 0 to train on them)"
+        )
+        parsed.warn("ignore_region", message, file)
     for key, sample in samples.items():
         sample.boxes = _with_coco_data(build_boxes(rows[key], with_kitti), rows[key])
         parsed.samples.append(sample)
@@ -110,11 +142,34 @@ def _categories(parsed: Parsed, file: Path, doc: dict, classes: Sequence[str] | 
             parsed.add("duplicate_id", f"categories[{i}]: category id {cat['id']} is used twice", file)
         else:
             cats[cat["id"]] = str(cat["name"])
+    for group in _group_categories(doc, cats):
+        message = f"category {group} {cats.pop(group)!r} only groups the others (Roboflow): not read as a class"
+        parsed.warn("group_category", message, file)
     ordered = sorted(cats, key=lambda c: (not isinstance(c, int), c if isinstance(c, int) else str(c)))
     parsed.classes = list(classes) if classes is not None else [cats[c] for c in ordered]
     parsed.check_class_names(file)
     by_name = {name: i for i, name in enumerate(parsed.classes)}
     return {c: by_name.get(cats[c], cats[c]) for c in ordered}
+
+
+def _group_categories(doc: dict, cats: dict[Any, str]) -> list[Any]:
+    """Ids of categories that are another category's ``supercategory`` and label nothing.
+
+    Roboflow writes its project's class group as category 0 (``{"id": 0, "name": "vehicles"}``, every real
+    class having ``"supercategory": "vehicles"``); read as a class it would be one the model never sees.
+    COCO's ``person`` (its own supercategory) is not such a group.
+    """
+    categories: list = doc["categories"] if isinstance(doc.get("categories"), list) else []
+    annotations: list = doc["annotations"] if isinstance(doc.get("annotations"), list) else []
+    raw = [c for c in categories if isinstance(c, dict)]
+    # only ints and strings can name a category (a malformed file may hold lists or dicts there)
+    parents = {
+        c.get("supercategory")
+        for c in raw
+        if isinstance(c.get("supercategory"), str) and c.get("supercategory") != c.get("name")
+    }
+    used = {a.get("category_id") for a in annotations if isinstance(a, dict) and _is_id(a.get("category_id"))}
+    return [cid for cid, name in cats.items() if name in parents and cid not in used]
 
 
 def _images(parsed: Parsed, file: Path, doc: dict) -> dict[Any, Sample]:
@@ -248,6 +303,7 @@ def _is_size(value: Any) -> bool:
 def _with_coco_data(boxes: Detections, rows: list[dict]) -> Detections:
     boxes.data["area"] = np.asarray([r["area"] for r in rows], np.float64)
     boxes.data["iscrowd"] = np.asarray([r["iscrowd"] for r in rows], np.int64)
+    boxes.data["ignore"] = boxes.data["iscrowd"].astype(bool)  # a crowd region is not an object to train on
     return boxes
 
 
@@ -286,6 +342,7 @@ def _annotations(boxes: Detections, image_number: int, first_id: int) -> list[di
     """COCO annotation objects for one image's boxes (bbox xywh with two decimals, as KITTI writes)."""
     xywh = np.concatenate([boxes.xyxy[:, :2], boxes.wh], axis=1).astype(np.float64)
     kitti = all(k in boxes.data for k in KITTI_EXTRA_COLUMNS)
+    crowd = ignored_boxes(boxes)
     result = []
     for i in range(len(boxes)):
         bbox = [round(float(v), 2) for v in xywh[i]]
@@ -296,7 +353,7 @@ def _annotations(boxes: Detections, image_number: int, first_id: int) -> list[di
             "category_id": int(boxes.class_id[i]) + 1,
             "bbox": bbox,
             "area": area,
-            "iscrowd": int(boxes.data["iscrowd"][i]) if "iscrowd" in boxes.data else 0,
+            "iscrowd": int(crowd[i]),
         }
         if boxes.confidence[i] != 1.0:
             ann["score"] = round(float(boxes.confidence[i]), 4)

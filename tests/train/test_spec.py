@@ -55,3 +55,9 @@ def test_resolved_spec_round_trips(tmp_path: Path) -> None:
     saved = save_config(spec, tmp_path / "out" / "spec.yaml")
     again = load_spec(saved)
     assert again == spec and isinstance(again, ExperimentSpec)
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[2] / "configs" / "train").glob("*.yaml")), ids=str)
+def test_every_shipped_training_spec_is_valid(path: Path) -> None:
+    spec = load_spec(path)  # unknown keys, wrong types and bad values would raise here
+    assert spec.training.epochs >= 1 and spec.dataset.train

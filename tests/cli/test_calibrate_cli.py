@@ -43,6 +43,8 @@ def test_calibrate_writes_qdq_onnx_scales_and_cache(model, tmp_path):
     assert "from 10 images in batches of 4" in result.output
     for name in ("tiny_int8.onnx", "scales.json", "calibration.cache"):
         assert (out / name).is_file() and f"wrote {out / name}" in result.output
+    qdq = out / "tiny_int8.onnx"
+    assert f"next: lanner build {qdq} --precision int8 -o {qdq.with_suffix('.plan')}" in result.output
     header = (out / "calibration.cache").read_text().splitlines()[0]
     assert header == "TRT-8601-EntropyCalibration2"
     again = invoke(str(model), "--cache", str(out / "calibration.cache"), "--exclude", "fc", "-o", str(tmp_path / "o2"))

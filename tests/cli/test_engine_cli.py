@@ -83,8 +83,10 @@ def test_build_writes_a_plan_and_prints_layer_counts(tmp_path: Path, capsys: pyt
         str(tmp_path / "t.json"),
     ]
     assert run(args) == 0
-    text = capsys.readouterr().out
+    captured = capsys.readouterr()
+    text = captured.out
     assert "Original: 5 layers → after fusion: 4" in text and "profile 1:2:4: tactics" in text
+    assert f"next: lanner bench {tmp_path / 'm.plan'}\n" in captured.err
     assert f"wrote {tmp_path / 'm.plan'}" in text
     engine = Engine.load(tmp_path / "m.plan")
     assert engine.infer({"images": np.zeros((3, 3, 8, 8), np.float32)})["output"].shape == (3, 2)

@@ -148,7 +148,9 @@ def test_infer_missing_input(detector_ckpt, capsys):
 
 def test_export_detector_prints_the_difference_and_writes_metadata(detector_ckpt, capsys):
     assert main(["export", "-m", str(detector_ckpt), "-o", "m.onnx", "--input-size", "64x128", "--dynamic-batch"]) == 0
-    assert "max |onnxruntime - pytorch|: boxes" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "max |onnxruntime - pytorch|: boxes" in captured.out
+    assert "next: lanner build m.onnx -o m.plan\nnext: lanner compare m.onnx\n" in captured.err
     proto = onnx.load("m.onnx")
     meta = {p.key: p.value for p in proto.metadata_props}
     assert json.loads(meta["input_size"]) == [64, 128] and json.loads(meta["labels"]) == CLASSES

@@ -61,6 +61,20 @@ def test_run_yaml_prints_summary_and_exits_0(setup, tmp_path: Path, capsys) -> N
     assert len((tmp_path / "events.jsonl").read_text().splitlines()) == 10
 
 
+def test_run_ends_by_naming_every_file_it_wrote(setup, tmp_path: Path, capsys) -> None:
+    # the table cuts long sink names to the terminal's width; the last line names each file whole
+    clip, model = setup
+    deep = tmp_path / ("a_long_folder_name_" * 4)
+    sinks = [{"type": "jsonl", "path": str(deep / "events.jsonl")}, {"type": "jsonl", "path": str(deep / "x.jsonl")}]
+    path = write_config(tmp_path, clip, model, sinks=sinks)
+    assert main(["run", "-c", str(path)]) == 0
+    files = [deep / "events.jsonl", deep / "x.jsonl", tmp_path / "summary.json"]
+    assert f"outputs: {', '.join(map(str, files))}\n" in capsys.readouterr().err
+    assert all(f.is_file() for f in files)
+    assert main(["-q", "run", "-c", str(path)]) == 0
+    assert "outputs:" not in capsys.readouterr().err
+
+
 def test_failed_source_exits_1(setup, tmp_path: Path, capsys) -> None:
     clip, model = setup
     broken = tmp_path / "broken.mp4"

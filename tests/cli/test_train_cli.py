@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from lanner.cli import app
 from lanner.cli.main import cli, main
 from lanner.cli.train import train
 from lanner.models import create_model, save_checkpoint
@@ -57,6 +58,17 @@ def test_train_writes_results(tmp_path: Path, data: Path, capsys: pytest.Capture
     assert code == 0 and f"wrote {tmp_path / 'res'}" in out
     assert "lr: 0.002" in (tmp_path / "res" / "spec.yaml").read_text()
     assert (tmp_path / "res" / "last.safetensors").is_file()
+
+
+def test_train_says_how_to_evaluate_and_export_the_result(tmp_path: Path, data: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setattr(app, "PLAIN_INTERVAL_S", 0.0)  # no terminal here: step lines, one per step
+    spec = write_spec(tmp_path, data)
+    code, _, err = run(["train", "-e", str(spec), "-r", str(tmp_path / "res"), "--set", f"dataset.val={data}"], capsys)
+    best = tmp_path / "res" / "best.safetensors"
+    assert code == 0 and best.is_file()
+    assert f"next: lanner evaluate -m {best} -d {data}\n" in err
+    assert f"next: lanner export -m {best} -o model.onnx\n" in err
+    assert "training steps: 1/1 (100%, " in err and "epoch 1: loss " in err
 
 
 def test_spec_typo(tmp_path: Path, data: Path, capsys: pytest.CaptureFixture) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
-from lanner.cli.app import info, out, progress_bar
+from lanner.cli.app import info, next_steps, out, progress_bar
 from lanner.engine.calibrate.cache import DEFAULT_TRT_VERSION
 from lanner.engine.calibrate.calibration import calibrate_model
 from lanner.engine.calibrate.collect import RUNNERS
@@ -18,7 +18,7 @@ from lanner.engine.calibrate.images import DEFAULT_COUNT, MAX_COUNT, list_images
 from lanner.engine.calibrate.methods import DEFAULT_PERCENTILE, METHODS
 
 
-@click.command("calibrate")
+@click.command("calibrate", short_help="Calibrate an ONNX model for INT8 on images (QDQ ONNX).")
 @click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--images", type=click.Path(path_type=Path), help="Folder of calibration images (searched recursively).")
 @click.option("--method", type=click.Choice(METHODS), default="entropy", show_default=True)
@@ -71,7 +71,9 @@ def calibrate(
 ) -> None:
     """Calibrate MODEL (FP32 ONNX) for INT8 on a folder of images, TensorRT-style.
 
-    Example: lanner calibrate resnet18.onnx --images calib/ --method entropy -o int8/
+    \b
+    Example:
+      lanner calibrate det.onnx --images calib/ --method entropy -o int8/
     """
     if cache is None and images is None:
         raise click.UsageError("give --images DIR (or --cache FILE to reuse a TensorRT calibration cache)")
@@ -103,5 +105,13 @@ def calibrate(
         if report.num_images
         else f"{len(q.quantized)} activations and {len(q.weights)} weights quantized from {len(q.amax)} cached ranges"
     )
-    for path in (report.onnx_path, report.scales_path, report.cache_path):
+    clipped = [row for row in report.clipping[:3] if row.clipped > 0]
+    for row in clipped:
+        out.print(f"most clipped: {row.describe()}", markup=False)
+    if clipped:
+        info("if INT8 loses accuracy, try --method minmax or percentile, or --exclude one of these layers")
+    paths = (report.onnx_path, report.scales_path, report.cache_path, report.plot_path)
+    for path in (p for p in paths if p is not None):
         out.print(f"wrote {path}", markup=False)
+    qdq = Path(report.onnx_path)
+    next_steps(f"lanner build {qdq} --precision int8 -o {qdq.with_suffix('.plan')}")

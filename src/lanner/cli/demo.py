@@ -12,12 +12,12 @@ from pathlib import Path
 
 import click
 
-from lanner.cli.app import info, out, progress_bar
+from lanner.cli.app import info, next_steps, out, progress_bar
 from lanner.cli.run import exit_with, run_and_report
 from lanner.cli.synth import parse_resolution
 
 
-@click.command("demo")
+@click.command("demo", short_help="Try this first: synthetic cameras -> detector -> counts.")
 @click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("demo_data"),
               show_default=True, help="Where the synthetic cameras are rendered (once) and read from.")  # fmt: skip
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("demo_out"),
@@ -56,5 +56,7 @@ def demo(
         out.print(short_yaml(config), end="")
         return
     summary = run_and_report(config, truth=True)
-    info(f"outputs: {out_dir}")
+    next_steps(
+        "add --print-config > my.yaml to this command for its pipeline YAML; edit it, then lanner run -c my.yaml"
+    )
     exit_with(ctx, summary)

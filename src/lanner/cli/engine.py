@@ -17,7 +17,7 @@ import click
 import numpy as np
 from rich.markup import escape
 
-from lanner.cli.app import info, out, progress_bar
+from lanner.cli.app import info, next_steps, out, progress_bar
 from lanner.core.errors import LannerError, UnsupportedOpError, UsageError
 from lanner.engine.calibrate.images import DEFAULT_COUNT, MAX_COUNT, list_images
 from lanner.engine.calibrate.methods import METHODS
@@ -39,7 +39,7 @@ def passive_threads() -> None:
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
 
-@click.command("build")
+@click.command("build", short_help="Compile an ONNX model into a plan file (like TensorRT).")
 @click.argument("model", type=_path_in)
 @click.option("--check", is_flag=True, help="Only list op coverage (supported / unsupported ops); build nothing.")
 @click.option("--precision", type=click.Choice(["fp32", "int8"]), default="fp32", show_default=True)
@@ -76,7 +76,13 @@ def build(
     no_tune: bool,
     no_spin: bool,
 ) -> None:
-    """Compile an ONNX MODEL into a plan file (fusion, tactics, profiles, weights)."""
+    """Compile an ONNX MODEL into a plan file (fusion, tactics, profiles, weights).
+
+    \b
+    Examples:
+      lanner build det.onnx --batch 1:4:8 -o det.plan
+      lanner build det.onnx --precision int8 --calib images/ -o det_int8.plan
+    """
     if no_spin:
         passive_threads()
     from lanner.engine.build import BuildConfig, build_engine
@@ -112,6 +118,7 @@ def build(
         arena = memory["arena_bytes"] / 2**20
         out.print(f"profile {profile.min}:{profile.opt}:{profile.max}: tactics {tactics}; activations {arena:.1f} MiB")
     out.print(f"wrote {target} ({target.stat().st_size / 2**20:.1f} MiB)", markup=False)
+    next_steps(f"lanner bench {target}")
 
 
 def int8_model(model: Path, calib: Path | None, method: str, count: int, cache: Path | None, target: Path) -> Path:
@@ -141,7 +148,7 @@ def int8_model(model: Path, calib: Path | None, method: str, count: int, cache: 
     return Path(report.onnx_path)
 
 
-@click.command("bench")
+@click.command("bench", short_help="Time a plan or ONNX model: throughput, latency (trtexec).")
 @click.argument("source", type=_path_in)
 @click.option("--batch", type=click.IntRange(min=1), help="Batch size (default: the model's fixed batch, else 1).")
 @click.option("--threads", type=click.IntRange(min=1), help="torch intra-op threads (default: torch's).")
@@ -152,7 +159,12 @@ def int8_model(model: Path, calib: Path | None, method: str, count: int, cache: 
 def bench(
     source: Path, batch: int | None, threads: int | None, iterations: int, warmup: int, per_layer: bool, no_spin: bool
 ) -> None:
-    """Time a plan file or an ONNX model (built in memory) like trtexec: throughput and latency percentiles."""
+    """Time a plan file or an ONNX model (built in memory) like trtexec: throughput and latency percentiles.
+
+    \b
+    Example:
+      lanner bench det.plan --batch 4 --profile
+    """
     if no_spin:
         passive_threads()
     engine = _engine(source, batch or 1)
@@ -207,7 +219,7 @@ def _print_profile(exe: Any, feeds: dict[str, np.ndarray], runs: int) -> None:
     out.print(f"{'100.0%':>7} {total:9.3f} {'':>11}  total", markup=False)
 
 
-@click.command("compare")
+@click.command("compare", short_help="Check lanner against ONNX Runtime (like Polygraphy).")
 @click.argument("model", type=_path_in)
 @click.option("--against", type=click.Choice(["onnxruntime"]), default="onnxruntime", show_default=True)
 @click.option("--backend", type=click.Choice(["cpu", "reference"]), default="cpu", show_default=True)
@@ -219,7 +231,12 @@ def _print_profile(exe: Any, feeds: dict[str, np.ndarray], runs: int) -> None:
 def compare(
     model: Path, against: str, backend: str, per_layer: bool, rtol: float, atol: float, batch: int | None, seed: int
 ) -> None:
-    """Run MODEL on lanner and on ONNX Runtime with the same random inputs; per output (and layer) diffs."""
+    """Run MODEL on lanner and on ONNX Runtime with the same random inputs; per output (and layer) diffs.
+
+    \b
+    Example:
+      lanner compare det.onnx --against onnxruntime --per-layer
+    """
     from lanner.engine import get_backend, load_onnx, optimize
 
     graph = optimize(load_onnx(model))

@@ -26,7 +26,27 @@ from lanner.cli.train import train
 from lanner.core.errors import LannerError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+class _WorkflowGroup(click.Group):
+    """Lists the commands in the order they were added (the order of the work), not alphabetically."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+
+EPILOG = """\b
+New to lanner? Start with:
+  lanner demo                   4 synthetic cameras -> detector -> counts
+  lanner dataset synth --help   make a labelled dataset to train on
+  lanner COMMAND --help         what a command does, with an example
+
+Exit codes: 0 ok, 1 failure, 2 usage or config error (--debug: traceback)."""
+
+
+@click.group(
+    cls=_WorkflowGroup,
+    epilog=EPILOG,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
+)
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
 @click.option("--quiet", "-q", is_flag=True, help="Only print results and errors: no progress bars or status lines.")
 @click.version_option(__version__, prog_name="lanner")
@@ -37,17 +57,8 @@ def cli(ctx: click.Context, debug: bool, quiet: bool) -> None:
 
 
 dataset.add_command(synth)
-cli.add_command(dataset)
-cli.add_command(train)
-cli.add_command(evaluate_cmd)
-cli.add_command(infer_cmd)
-cli.add_command(export_cmd)
-cli.add_command(run)
-cli.add_command(demo)
-cli.add_command(build)
-cli.add_command(bench)
-cli.add_command(compare)
-cli.add_command(calibrate)
+for command in (demo, dataset, train, evaluate_cmd, infer_cmd, export_cmd, calibrate, build, bench, compare, run):
+    cli.add_command(command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

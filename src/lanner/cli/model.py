@@ -18,7 +18,7 @@ import click
 import numpy as np
 from rich.table import Table
 
-from lanner.cli.app import err, info, out, progress_bar
+from lanner.cli.app import err, info, next_steps, out, progress_bar
 from lanner.core.errors import ConfigError, DataError, UsageError
 from lanner.core.folders import make_folder
 from lanner.data.images import jpeg_cut_short
@@ -34,7 +34,7 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return "-" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
 
-@click.command("evaluate")
+@click.command("evaluate", short_help="Score a model on a labelled set: COCO mAP or top-1/top-5.")
 @click.option("-m", "--model", "model_path", type=_path, required=True, help="Checkpoint (.safetensors) or .onnx.")
 @click.option("-d", "--dataset", "dataset_path", type=_path, required=True, help="KITTI/COCO/YOLO or ImageFolder set.")
 @click.option("-o", "--output", type=_path, help="Folder for metrics.json, pr_curves.png, confusion_matrix.png.")
@@ -45,7 +45,12 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 def evaluate_cmd(
     model_path: Path, dataset_path: Path, output: Path | None, conf: float, iou: float, batch_size: int, device: str
 ) -> None:
-    """Score a model on a labelled dataset: COCO mAP for detectors, top-1/top-5 for classifiers."""
+    """Score a model on a labelled dataset: COCO mAP for detectors, top-1/top-5 for classifiers.
+
+    \b
+    Example:
+      lanner evaluate -m results/best.safetensors -d d_split/val -o eval/
+    """
     from lanner.data.io import read_any
     from lanner.train.evaluate import evaluate_model
     from lanner.train.predict import load_model
@@ -111,7 +116,7 @@ def list_images(path: Path) -> tuple[list[Path], Path]:
     return images, path
 
 
-@click.command("infer")
+@click.command("infer", short_help="Run a model on images: annotated copies and predictions.")
 @click.option("-m", "--model", "model_path", type=_path, required=True, help="Checkpoint (.safetensors) or .onnx.")
 @click.option("-i", "--input", "input_path", type=_path, required=True, help="An image or a folder of images.")
 @click.option("-o", "--output", type=_path, required=True, help="Folder for annotated images and predictions.")
@@ -134,6 +139,10 @@ def infer_cmd(
 
     An image that cannot be read is reported and skipped; the others are processed, then the command
     exits 1 naming how many failed.
+
+    \b
+    Example:
+      lanner infer -m results/best.safetensors -i d_split/val/images -o preds/ --format kitti
     """
     from lanner.train.predict import load_model, model_task
 
@@ -273,7 +282,7 @@ def _parse_size(text: str | None) -> tuple[int, int] | None:
     return sizes[0], sizes[1]
 
 
-@click.command("export")
+@click.command("export", short_help="Export a checkpoint to ONNX, checked with ONNX Runtime.")
 @click.option("-m", "--model", "model_path", type=_path, required=True, help="Checkpoint (.safetensors).")
 @click.option("-o", "--output", type=_path, required=True, help="ONNX file to write.")
 @click.option("--opset", default=17, show_default=True, help="ONNX opset (>= 17).")
@@ -283,7 +292,12 @@ def _parse_size(text: str | None) -> tuple[int, int] | None:
 def export_cmd(
     model_path: Path, output: Path, opset: int, dynamic_batch: bool, batch: int | None, input_size: str | None
 ) -> None:
-    """Export a checkpoint to ONNX with its metadata; checks it against PyTorch with ONNX Runtime."""
+    """Export a checkpoint to ONNX with its metadata; checks it against PyTorch with ONNX Runtime.
+
+    \b
+    Example:
+      lanner export -m results/best.safetensors -o det.onnx --dynamic-batch
+    """
     from lanner.train.predict import load_model
 
     if dynamic_batch and batch is not None:
@@ -300,6 +314,7 @@ def export_cmd(
     diffs = export_with_batch(model, output, opset, "dynamic" if dynamic_batch else (batch or 1), size)
     shown = ", ".join(f"{name} {value:.3g}" for name, value in diffs.items())
     out.print(f"wrote {output}; max |onnxruntime - pytorch|: {shown}", markup=False)
+    next_steps(f"lanner build {output} -o {output.with_suffix('.plan')}", f"lanner compare {output}")
 
 
 def export_with_batch(

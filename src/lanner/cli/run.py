@@ -29,7 +29,7 @@ from lanner.core.errors import ConfigError, UsageError
 EXIT_ERRORS, EXIT_SIGNAL = 1, 130
 
 
-@click.command("run")
+@click.command("run", short_help="Run a streaming pipeline from a YAML or DeepStream config.")
 @click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False), help="Pipeline YAML file.")
 @click.option("--deepstream", type=click.Path(dir_okay=False), help="A deepstream-app config (INI) to import instead.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key (repeatable).")
@@ -46,6 +46,7 @@ def run(
     \b
     Examples:
       lanner run -c my_pipeline.yaml      (lanner demo --print-config > my_pipeline.yaml gives one to start from)
+      lanner run --deepstream configs/deepstream_app.txt --check   (what maps, what is ignored, missing files)
       lanner run --deepstream configs/deepstream_app.txt --set primary.interval=2 --duration 60
     """
     from lanner.pipeline.config import load_pipeline_config
@@ -76,7 +77,7 @@ def run(
 
 def run_and_report(config: Any, duration: float | None = None, truth: bool = False) -> Any:
     """Run a validated pipeline config with a live status line, print its summary table (and the counts
-    against synthetic ground truth with ``truth``) and where the summary file went; returns the summary."""
+    against synthetic ground truth with ``truth``) and the files it wrote; returns the summary."""
     from lanner.pipeline.runner import Pipeline
 
     _limit_malloc_arenas()
@@ -86,9 +87,21 @@ def run_and_report(config: Any, duration: float | None = None, truth: bool = Fal
     out.print(summary_table(summary))
     if truth:
         out.print(truth_table(summary, config))
-    if config.telemetry.summary_path:
-        info(f"summary: {escape(str(config.telemetry.summary_path))}")
+    files = output_files(config)
+    if files:
+        info(escape("outputs: " + ", ".join(files)))
     return summary
+
+
+def output_files(config: Any) -> list[str]:
+    """The files a run writes, for the last line a user reads: file sinks' paths, then the summary file.
+
+    The summary table names sinks too, but cuts long names to fit the terminal; this line never does.
+    """
+    files = [str(sink.path) for sink in config.sinks if getattr(sink, "path", None)]
+    if config.telemetry.summary_path:
+        files.append(str(config.telemetry.summary_path))
+    return files
 
 
 def exit_with(ctx: click.Context, summary: Any) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from lanner.cli.app import out, progress_bar
+from lanner.cli.app import next_steps, out, progress_bar
 from lanner.core.errors import UsageError
 from lanner.data.synth.images import SynthConfig, generate_images
 from lanner.data.synth.world import TIMES_OF_DAY
@@ -55,7 +55,7 @@ def _check_out(out_dir: Path, force: bool) -> None:
         raise UsageError("output folder is not empty", where=str(out_dir), fix="pass --force to write into it anyway")
 
 
-@click.command("synth")
+@click.command("synth", short_help="Render a labelled synthetic traffic dataset or videos.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Output folder.")
 @click.option("--images", type=click.IntRange(min=1), default=1000, show_default=True, help="Images to render.")
 @click.option("--format", "fmt", type=click.Choice(["kitti", "coco", "yolo"]), default="kitti", show_default=True)
@@ -98,9 +98,11 @@ def synth(
 ) -> None:
     """Render a labelled synthetic traffic dataset from procedurally generated street cameras.
 
-    Examples: lanner dataset synth --out data/synth --images 1000 --format kitti;
-    lanner dataset synth --out data/types --crops body_type --per-class 200;
-    lanner dataset synth --out data/videos --video --cameras 4 --seconds 30
+    \b
+    Examples:
+      lanner dataset synth --out data/synth --images 1000 --format kitti
+      lanner dataset synth --out data/types --crops body_type --per-class 200
+      lanner dataset synth --out data/videos --video --cameras 4 --seconds 30
     """
     if video and crops:
         raise UsageError("--video and --crops are exclusive", fix="pick one of them")
@@ -133,6 +135,7 @@ def synth(
         markup=False,
         highlight=False,
     )
+    next_steps(f"lanner dataset stats {out_dir}", f"lanner dataset split {out_dir} --out {out_dir}_split --val 0.2")
 
 
 def _crops(config: SynthConfig, out_dir: Path, by: str, per_class: int, size: int, start: float) -> None:

@@ -13,19 +13,22 @@ from typing import Any
 
 import click
 
-from lanner.cli.app import err, info, out, state
+from lanner.cli.app import PlainProgress, err, info, next_steps, out, state
 
 
 class _LiveBar:
-    """A rich progress bar fed by the trainer's ``on_log`` events (total known at the ``start`` event)."""
+    """A rich progress bar fed by the trainer's ``on_log`` events (total known at the ``start`` event).
+
+    Without a bar (no terminal) each epoch is a line, and a long epoch also gets ``PlainProgress`` step lines.
+    """
 
     def __init__(self, bar: Any) -> None:
         self.bar, self.task, self.last = bar, None, ""
+        self.plain: PlainProgress | None = None
 
     def on_log(self, event: dict[str, Any]) -> None:
         if self.bar is None:
-            if event.get("event") == "epoch":
-                info(_epoch_line(event))
+            self._plain(event)
             return
         kind = event.get("event")
         if kind == "start":
@@ -39,6 +42,15 @@ class _LiveBar:
             elif "top1" in event:
                 self.last = f" top1 {event['top1']:.3f}"
             self.bar.console.print(_epoch_line(event), markup=False)
+
+    def _plain(self, event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        if kind == "start" and not state().quiet:
+            self.plain = PlainProgress("training steps", event["total_steps"], done=event["done_steps"])
+        elif kind == "step" and self.plain is not None:
+            self.plain(1)
+        elif kind == "epoch":
+            info(_epoch_line(event))
 
 
 def _epoch_line(event: dict[str, Any]) -> str:
@@ -66,7 +78,7 @@ def _live_bar() -> Iterator[_LiveBar]:
         yield _LiveBar(bar)
 
 
-@click.command("train")
+@click.command("train", short_help="Train, fine-tune or extend a model from a spec (like TAO).")
 @click.option("-e", "--experiment", "spec_file", type=click.Path(path_type=Path), required=True, help="Spec YAML.")
 @click.option("-r", "--results", "results_dir", type=click.Path(path_type=Path), required=True, help="Output folder.")
 @click.option(
@@ -75,9 +87,12 @@ def _live_bar() -> Iterator[_LiveBar]:
 def train(spec_file: Path, results_dir: Path, overrides: tuple[str, ...]) -> None:
     """Train (or fine-tune, or extend) a model from an experiment spec; results go to RESULTS.
 
-    Example: lanner train -e spec.yaml -r results/ --set training.epochs=5
+    A spec to start from: configs/train/starter_detector.yaml in the repository, or the one in README.md.
 
-    Resume an interrupted run: --set training.resume=results/last.safetensors
+    \b
+    Examples:
+      lanner train -e spec.yaml -r results/ --set training.epochs=5
+      lanner train -e spec.yaml -r results/ --set training.resume=results/last.safetensors   (resume)
     """
     from lanner.train.spec import load_spec
     from lanner.train.trainer import train as run_train
@@ -89,3 +104,5 @@ def train(spec_file: Path, results_dir: Path, overrides: tuple[str, ...]) -> Non
     if result.metrics is not None:
         numbers = {k: result.metrics[k] for k in ("mAP", "mAP50", "top1", "top5") if k in result.metrics}
         out.print(" ".join(f"{k} {v:.4f}" for k, v in numbers.items() if v is not None), markup=False)
+    val = spec.dataset.val if spec.dataset.val is not None else "VAL_DATASET"
+    next_steps(f"lanner evaluate -m {result.best} -d {val}", f"lanner export -m {result.best} -o model.onnx")

@@ -7,7 +7,8 @@ The steps, each a function of this package:
 2. ``collect_statistics``: run the FP32 graph over the images, a histogram of |x| per tensor;
 3. ``compute_amax``: one threshold per tensor by ``method`` (entropy, minmax, percentile, mse);
 4. ``insert_qdq``: Q/DQ on the activations of the weighted ops, per-channel int8 weights;
-5. write ``<model>_int8.onnx``, ``scales.json`` and ``calibration.cache`` (TensorRT's format).
+5. write ``<model>_int8.onnx``, ``scales.json`` and ``calibration.cache`` (TensorRT's format), and
+   ``calibration.png``: the most clipped activations' histograms with their thresholds (``report.py``).
 
 Or, with ``cache=``, the ranges of an existing TensorRT cache replace steps 2-3.
 
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,7 @@ from lanner.engine.calibrate.qdq import (
     resolve_exclusions,
     scale_from_amax,
 )
+from lanner.engine.calibrate.report import Clipping, clipping_table, plot_clipping
 from lanner.engine.calibrate.scales import scales_table, write_scales
 from lanner.engine.ir.graph import Graph
 from lanner.engine.onnx_import import load_onnx
@@ -68,6 +70,8 @@ class CalibrationReport:
     batch: int
     quantized: Quantized
     notes: list[str] = field(default_factory=list)
+    clipping: list[Clipping] = field(default_factory=list)  # the quantized activations, the most clipped first
+    plot_path: Path | None = None  # calibration.png (``report.plot_clipping``); None when read from a cache
 
 
 def prepare_graph(graph: Graph) -> Graph:
@@ -141,13 +145,17 @@ def calibrate_model(
             notes.append(f"the model's batch size is fixed at {batch}: the last {dropped} image(s) were left out")
         preprocess = Preprocess.from_graph(graph)
         batches = iter_batches(paths, preprocess, batch)
-        amax = calibrate_ranges(
-            graph, batches, method=method, percentile=percentile, backend=backend, progress=progress
-        )
+        stats = collect_statistics(graph, batches, backend=backend, progress=progress)
+        amax = {name: compute_amax(hist, method, percentile=percentile) for name, hist in stats.items()}
         algorithm, used, version = METHOD_ALGORITHM[method], len(paths), trt_version
     result = quantize(graph, amax, exclude=exclude)
     header = {"algorithm": algorithm, "version": version}
-    return _write_outputs(Path(model), Path(out_dir), result, method, percentile, used, batch, header, notes)
+    report = _write_outputs(Path(model), Path(out_dir), result, method, percentile, used, batch, header, notes)
+    if cache is None:  # a cache holds thresholds only: no histograms to show
+        clipping = clipping_table(stats, amax, result.quantized)
+        plot = plot_clipping(stats, clipping, Path(out_dir) / "calibration.png")
+        report = replace(report, clipping=clipping, plot_path=plot)
+    return report
 
 
 def _check_not_quantized(graph: Graph, model: str | os.PathLike[str]) -> None:

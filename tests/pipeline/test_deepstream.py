@@ -246,3 +246,26 @@ def test_nvdsanalytics_disabled_missing_and_bad_points(tmp_path: Path) -> None:
     app = write(tmp_path, "[source0]\nuri=a.mp4\n[nvds-analytics]\nconfig-file=b.txt\n")
     with pytest.raises(ConfigError, match=r"roi-A='1;2;3;4' is not at least 3 x;y points"):
         import_deepstream(app)
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        (  # same reason: one line, keys listed by group in first-seen order
+            ["[osd] font: ignored (x)", "[sink0] sync: ignored (x)", "[osd] show-clock: ignored (x)"],
+            ["ignored (x): [osd] font, show-clock; [sink0] sync"],
+        ),
+        (  # reasons that need no action go last; file-prefixed groups stay apart from the app's
+            ["[streammux] width: not used (m)", "a.txt [property] gpu-id: ignored (g)", "[tracker] x: ignored (g)"],
+            ["ignored (g): a.txt [property] gpu-id; [tracker] x", "not used (m): [streammux] width"],
+        ),
+        (  # a group-level line has no key; a line of another shape passes through first
+            ["[sink2]: skipped (enable=0)", "something else", "[source4]: skipped (enable=0)"],
+            ["something else", "skipped (enable=0): [sink2]; [source4]"],
+        ),
+    ],
+)
+def test_import_warnings_are_grouped_by_reason_and_none_is_lost(lines, expected) -> None:
+    from lanner.pipeline.deepstream_ini import group_warnings
+
+    assert group_warnings(lines) == expected

@@ -58,9 +58,10 @@ def run(
         raise UsageError(f"--duration {duration} must be > 0", where="lanner run")
     if deepstream:
         from lanner.pipeline.deepstream import load_deepstream_config
+        from lanner.pipeline.deepstream_ini import group_warnings
 
         config, warnings = load_deepstream_config(deepstream, overrides)
-        for line in warnings:
+        for line in group_warnings(warnings):
             info(f"[yellow]warning:[/yellow] {escape(line)}")
     else:
         config = load_pipeline_config(config_path, overrides)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import configparser
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -136,3 +137,35 @@ def drop_missing_streams(analytics: dict[str, Any], num_sources: int) -> list[st
                 kept.append(entry)
         analytics[kind] = kept
     return warnings
+
+
+_WARNING = re.compile(r"^(?P<where>(?:\S+ )?\[[^\]]+\])(?: (?P<key>[^:]+))?: (?P<reason>.+)$")
+_BENIGN = ("not needed", "not used", "ignored (GPU memory/placement setting")
+
+
+def group_warnings(lines: list[str]) -> list[str]:
+    """The importer's warnings with one line per reason, listing its keys by group (nothing is dropped).
+
+    A deepstream-app config gives dozens of ``[group] key: reason`` lines, most of them the same few reasons
+    (GPU placement keys, keys read from the model's metadata). Grouped, the reasons that change behaviour
+    come first and those that need no action ("not needed", "not used", GPU placement) last.
+
+    Example:
+        >>> group_warnings(["[osd] font: ignored (x)", "[osd] show-clock: ignored (x)", "[sink2]: skipped (y)"])
+        ['ignored (x): [osd] font, show-clock', 'skipped (y): [sink2]']
+    """
+    order: dict[str, dict[str, list[str]]] = {}
+    loose = []
+    for line in lines:
+        match = _WARNING.match(line)
+        if match is None:
+            loose.append(line)
+            continue
+        keys = order.setdefault(match["reason"], {}).setdefault(match["where"], [])
+        if match["key"]:
+            keys.append(match["key"])
+    grouped = []
+    for reason, by_where in order.items():
+        places = "; ".join(f"{where} {', '.join(keys)}".rstrip() for where, keys in by_where.items())
+        grouped.append((reason.startswith(_BENIGN), f"{reason}: {places}"))
+    return loose + [line for _, line in sorted(grouped, key=lambda item: item[0])]

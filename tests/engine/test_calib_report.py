@@ -72,3 +72,11 @@ def test_the_cli_names_the_most_clipped_tensors_and_the_plot(tmp_path) -> None:
     assert result.exit_code == 0, result.output
     assert f"wrote {out / 'calibration.png'}" in result.output
     assert "most clipped: " in result.output and "of its max" in result.output
+
+
+def test_the_module_example_runs() -> None:
+    import doctest
+
+    from lanner.engine.calibrate import report
+
+    assert doctest.testmod(report).failed == 0

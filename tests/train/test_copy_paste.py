@@ -108,3 +108,11 @@ def test_copy_paste_in_a_spec_builds_a_bank_and_bad_classes_are_one_line_errors(
         build(prob=0.5, scale=[2.0, 1.0])
     with pytest.raises(ConfigError, match="max_object"):
         build(prob=0.5, max_object=2)
+
+
+def test_the_module_example_runs() -> None:
+    import doctest
+
+    from lanner.train import copy_paste
+
+    assert doctest.testmod(copy_paste).failed == 0

@@ -17,8 +17,8 @@ Example:
     >>> section = CopyPasteSection(prob=1.0, scale=(1.0, 1.0))
     >>> out, xyxy, cls = paste_objects(image, np.zeros((0, 4)), np.zeros(0, np.int64), [(crop, 3)],
     ...                                np.random.default_rng(0), section)
-    >>> cls.tolist(), (xyxy[0, 2] - xyxy[0, 0], xyxy[0, 3] - xyxy[0, 1])
-    ([3], (8.0, 10.0))
+    >>> cls.tolist(), (xyxy[0, 2:] - xyxy[0, :2]).tolist()
+    ([3], [8.0, 10.0])
 """
 
 from __future__ import annotations

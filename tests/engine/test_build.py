@@ -65,3 +65,13 @@ def test_corrupt_onnx_is_a_clear_error(tmp_path: Path) -> None:
     bad.write_bytes(b"\x00garbage")
     with pytest.raises(DataError, match="not a valid ONNX model"):
         build_engine(bad)
+
+
+def test_progress_is_reported_once_per_layer_and_profile() -> None:
+    model = tiny_model()
+    calls: list[int] = []
+    plan = build_engine(model, BuildConfig(batch=["1:2:4", "8"]), timer=fast_timer, progress=calls.append)
+    assert calls == [1] * (2 * len(plan.graph.nodes))  # every optimized layer, in each of the two profiles
+    calls.clear()
+    build_engine(model, BuildConfig(batch=["1:2:4"], tune=False), progress=calls.append)
+    assert calls == []  # nothing is timed without tuning

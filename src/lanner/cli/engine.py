@@ -109,7 +109,8 @@ def build(
         tune=not no_tune,
     )
     info(f"building {escape(str(model))} ({precision}, cpu)")
-    plan = build_engine(model, config)
+    with progress_bar("timing tactics (layers)", None) as advance:
+        plan = build_engine(model, config, progress=advance)
     target = write_plan(plan, target_path)
     out.print(f"Original: {plan.layers['original']} layers → after fusion: {plan.layers['fused']}")
     for profile, memory in zip(plan.profiles, plan.memory_plan, strict=True):
@@ -178,12 +179,14 @@ def bench(
     for _ in range(warmup):
         exe.run(feeds)
     samples = []
-    start = time.perf_counter()
-    for _ in range(iterations):
-        t0 = time.perf_counter()
-        exe.run(feeds)
-        samples.append((time.perf_counter() - t0) * 1e3)
-    wall = time.perf_counter() - start
+    with progress_bar("timing", iterations) as advance:
+        start = time.perf_counter()
+        for _ in range(iterations):
+            t0 = time.perf_counter()
+            exe.run(feeds)
+            samples.append((time.perf_counter() - t0) * 1e3)
+            advance(1)  # outside the sample; a bar update costs microseconds against milliseconds per run
+        wall = time.perf_counter() - start
     for line in performance_summary(samples, batch, wall):
         out.print(line)
     if per_layer:
@@ -342,4 +345,5 @@ def _engine(source: Path, batch: int) -> Any:
     first = graph.values[graph.inputs[0]].shape if graph.inputs else None
     dynamic = bool(first) and isinstance(first[0], str)  # type: ignore[index]
     info(escape(f"building {source} in memory (profile {batch}:{batch}:{batch})" if dynamic else f"building {source}"))
-    return Engine(build_engine(source, BuildConfig(batch=[str(batch)] if dynamic else [])))
+    with progress_bar("timing tactics (layers)", None) as advance:
+        return Engine(build_engine(source, BuildConfig(batch=[str(batch)] if dynamic else []), progress=advance))

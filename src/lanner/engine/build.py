@@ -21,6 +21,7 @@ import numpy as np
 
 from lanner.core.config import Section
 from lanner.core.errors import ConfigError
+from lanner.core.progress import ProgressFn
 from lanner.engine.backends import get_backend
 from lanner.engine.ir.graph import Graph
 from lanner.engine.onnx_import import load_onnx
@@ -49,11 +50,16 @@ class BuildConfig(Section):
 
 
 def build_engine(
-    model: str | Path | bytes | Any, config: BuildConfig | None = None, *, timer: Timer | None = None
+    model: str | Path | bytes | Any,
+    config: BuildConfig | None = None,
+    *,
+    timer: Timer | None = None,
+    progress: ProgressFn | None = None,
 ) -> Plan:
     """Build a ``Plan`` from an ONNX path, bytes or ``ModelProto`` (see module docstring).
 
-    ``timer`` replaces the wall-clock tactic timing (see ``tactics.select_tactics``).
+    ``timer`` replaces the wall-clock tactic timing (see ``tactics.select_tactics``); ``progress(1)`` is
+    called for every layer whose tactics were chosen (once per profile).
     """
     config = config or BuildConfig()
     raw = _model_bytes(model)
@@ -69,7 +75,8 @@ def build_engine(
         shapes = _shapes_at(optimized, symbol, profile.opt)
         tactics: dict[str, str] = {}
         if config.tune:
-            tactics = select_tactics(optimized, backend, shapes, cache, config.cache_mode, policy, timer).tactics
+            choices = select_tactics(optimized, backend, shapes, cache, config.cache_mode, policy, timer, progress)
+            tactics = choices.tactics
         built.append(Profile(profile.min, profile.opt, profile.max, tactics))
     if config.timing_cache and config.tune and config.cache_mode != "replay":
         cache.save(config.timing_cache)

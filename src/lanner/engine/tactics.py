@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from lanner.core.errors import ConfigError
+from lanner.core.progress import ProgressFn, advance
 from lanner.engine.fingerprint import device_fingerprint, fingerprint_id, library_versions
 from lanner.engine.ir.graph import Graph, Node
 from lanner.engine.timing_cache import CACHE_MODES, TimingCache, TimingCacheMissError, cache_key
@@ -85,11 +86,13 @@ def select_tactics(
     mode: str = "tune",
     policy: TimingPolicy = TimingPolicy(),
     timer: Timer | None = None,
+    progress: ProgressFn | None = None,
 ) -> TacticChoices:
     """Choose a tactic for every node that has a choice; updates ``cache`` in ``tune``/``merge`` mode.
 
     ``replay`` never times anything: a node without a cache entry raises ``TimingCacheMissError``.
     ``timer(node, tactic, call) -> ms`` replaces the wall-clock measurement (tests use a fake clock).
+    ``progress(1)`` is called after each node (the CLI's progress bar).
     """
     if mode not in CACHE_MODES:
         raise ConfigError(f"unknown cache mode {mode!r}", fix=f"choose one of {list(CACHE_MODES)}")
@@ -116,6 +119,7 @@ def select_tactics(
             outs = fn(*inputs)
             outs = tuple(_plain(o) for o in outs) if type(outs) is tuple else (_plain(outs),)
             env.update({name: value for name, value in zip(node.outputs, outs, strict=False) if name})
+            advance(progress)
     logger.info("tactics: %d nodes timed, %d from the timing cache", result.timed, result.hits)
     if len(result.tactics) > 1:
         graph_key = cache_key("Graph", {"nodes": keys}, fingerprint)

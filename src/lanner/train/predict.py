@@ -320,15 +320,6 @@ def _torch_forward(model, nchw, device) -> np.ndarray:
     return _torch_run(model, nchw, device, lambda net, x: net(x).float().cpu().numpy())
 
 
-# 20 distinct BGR colours (tab20-like), class id modulo 20
-_PALETTE = [
-    (180, 119, 31), (14, 127, 255), (44, 160, 44), (40, 39, 214), (189, 103, 148),
-    (75, 86, 140), (194, 119, 227), (127, 127, 127), (34, 189, 188), (207, 190, 23),
-    (232, 199, 174), (120, 187, 255), (138, 223, 152), (150, 152, 255), (213, 176, 197),
-    (148, 156, 196), (210, 182, 247), (199, 199, 199), (141, 219, 219), (229, 218, 158),
-]  # fmt: skip
-
-
 def draw_detections(image_bgr: np.ndarray, detections: Detections, class_names: Sequence[str]) -> np.ndarray:
     """A copy of the image with each box, its class name and score drawn (cv2).
 
@@ -338,21 +329,11 @@ def draw_detections(image_bgr: np.ndarray, detections: Detections, class_names: 
         >>> out.shape, int(out.max()) > 0
         ((40, 40, 3), True)
     """
-    import cv2
+    from lanner.core.drawing import draw_boxes
 
-    out = image_bgr.copy()
-    thickness = max(1, round(min(out.shape[:2]) / 300))
-    for box, cls, score in zip(detections.xyxy, detections.class_id, detections.confidence):
-        colour = _PALETTE[int(cls) % len(_PALETTE)]
-        x1, y1, x2, y2 = (round(float(v)) for v in box)
-        cv2.rectangle(out, (x1, y1), (x2, y2), colour, thickness)
-        name = class_names[int(cls)] if 0 <= int(cls) < len(class_names) else str(int(cls))
-        label = f"{name} {float(score):.2f}"
-        (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.4, 1)
-        top = max(y1 - th - base - 2, 0)
-        cv2.rectangle(out, (x1, top), (x1 + tw + 2, top + th + base + 2), colour, -1)
-        cv2.putText(out, label, (x1 + 1, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
-    return out
+    names = [class_names[int(c)] if 0 <= int(c) < len(class_names) else str(int(c)) for c in detections.class_id]
+    labels = [f"{name} {float(score):.2f}" for name, score in zip(names, detections.confidence, strict=True)]
+    return draw_boxes(image_bgr, detections.xyxy, detections.class_id, labels)
 
 
 def draw_label(image_bgr: np.ndarray, text: str) -> np.ndarray:

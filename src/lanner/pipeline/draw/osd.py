@@ -22,9 +22,9 @@ from typing import Any
 import cv2
 import numpy as np
 
+from lanner.core.drawing import color_for, put_label
 from lanner.core.frame import Frame
 from lanner.pipeline.draw.config import OsdConfig
-from lanner.pipeline.draw.palette import color_for, put_label
 
 LINE_COLOR = (0, 215, 255)  # amber (BGR): count lines stand out from the class palette
 ALERT_COLOR = (40, 40, 230)  # red (BGR): an overcrowded ROI

@@ -15,8 +15,8 @@ import math
 import cv2
 import numpy as np
 
+from lanner.core.drawing import put_label
 from lanner.pipeline.draw.config import TilerConfig
-from lanner.pipeline.draw.palette import put_label
 
 
 def letterbox_into(image: np.ndarray, width: int, height: int) -> np.ndarray:

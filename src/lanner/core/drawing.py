@@ -1,10 +1,20 @@
-"""Colours and text helpers shared by the OSD and the tiler (BGR, OpenCV's order).
+"""Colours, labels and boxes drawn the same way everywhere: the pipeline's OSD and tiler, ``lanner infer``'s
+annotated images and ``lanner dataset preview`` (BGR, OpenCV's order).
 
 A fixed palette of distinct, saturated-but-not-neon colours (Tableau-10-like, readable on both day
-and night scenes); class ``k`` or track ``t`` takes entry ``k % len`` / ``t % len``.
+and night scenes); class ``k`` or track ``t`` takes entry ``k % len`` / ``t % len``, so a class has the
+same colour in a dataset preview, in ``lanner infer``'s output and in the streaming overlay.
+
+Example:
+    >>> import numpy as np
+    >>> out = draw_boxes(np.zeros((40, 60, 3), np.uint8), np.array([[5, 5, 30, 30]]), [0], ["car 0.91"])
+    >>> out.shape, tuple(int(v) for v in out[20, 5]) == color_for(0)  # the left edge
+    ((40, 60, 3), True)
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -44,3 +54,23 @@ def put_label(
     cv2.rectangle(image, (x0, y0), (x0 + w, y0 + h), bg, -1)
     cv2.putText(image, text, (x0 + pad, y0 + pad + th), FONT, scale, text_color_on(bg), thickness, cv2.LINE_AA)
     return x0, y0, x0 + w, y0 + h
+
+
+def draw_boxes(
+    image_bgr: np.ndarray,
+    xyxy: np.ndarray,
+    class_id: Sequence[int] | np.ndarray,
+    labels: Sequence[str] | None = None,
+    thickness: int | None = None,
+) -> np.ndarray:
+    """A copy of ``image_bgr`` with each box in its class colour and, if given, its label above it."""
+    out = image_bgr.copy()
+    thickness = thickness or max(1, round(min(out.shape[:2]) / 300))
+    scale = max(0.35, min(out.shape[:2]) / 1000)
+    for k, (box, cls) in enumerate(zip(np.asarray(xyxy, np.float64).reshape(-1, 4), np.asarray(class_id), strict=True)):
+        colour = color_for(int(cls))
+        x1, y1, x2, y2 = (round(float(v)) for v in box)
+        cv2.rectangle(out, (x1, y1), (x2, y2), colour, thickness)
+        if labels is not None:
+            put_label(out, labels[k], (x1, y1), colour, scale)
+    return out

@@ -1,0 +1,89 @@
+"""A contact sheet of a detection dataset: sample images with their boxes drawn, to look at before training.
+
+The first thing to do with a dataset from another tool is to look at it: are the boxes on the objects, are the
+classes right, did a converter swap x and y or read normalized numbers as pixels? ``preview_grid`` draws a
+seeded sample of images (``count``) in a grid, each box in its class colour (the same colours as ``lanner
+infer`` and the streaming overlay) with its class name, ignore regions (KITTI ``DontCare``, COCO crowd boxes)
+in grey with "ignore", and under each tile the image id and its box count. ``classes`` keeps only images that
+show one of those classes, so a rare class can be checked.
+
+Example:
+    >>> from lanner.data.io import read_dataset  # doctest: +SKIP
+    >>> grid = preview_grid(read_dataset("d"), count=16, seed=0)  # doctest: +SKIP
+    >>> cv2.imwrite("preview.jpg", grid)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from lanner.core.drawing import draw_boxes, put_label
+from lanner.core.errors import DataError, UsageError
+from lanner.data.dataset import DetectionDataset, Sample, ignored_boxes
+from lanner.data.images import read_image
+
+IGNORE_BGR = (160, 160, 160)
+CAPTION_PX = 22
+
+
+def pick_samples(dataset: DetectionDataset, count: int, seed: int = 0, classes: Sequence[str] = ()) -> list[Sample]:
+    """``count`` samples drawn without replacement (seeded; dataset order kept), only those showing ``classes``."""
+    if count < 1:
+        raise UsageError(f"--count must be at least 1, got {count}")
+    unknown = [name for name in classes if name not in dataset.classes]
+    if unknown:
+        raise UsageError(f"classes {unknown} are not in the dataset", fix=f"choose from {', '.join(dataset.classes)}")
+    wanted = [dataset.classes.index(name) for name in classes]
+    pool = [s for s in dataset.samples if not wanted or np.isin(s.boxes.class_id, wanted).any()]
+    if not pool:
+        raise DataError(f"no image shows {', '.join(classes)}", where=str(dataset.root))
+    order = np.random.default_rng(seed).permutation(len(pool))[:count]
+    return [pool[i] for i in sorted(order.tolist())]
+
+
+def draw_sample(sample: Sample, classes: Sequence[str]) -> np.ndarray:
+    """One image with its boxes and ignore regions drawn."""
+    image = read_image(sample.image_path)
+    boxes = sample.boxes
+    ignore = ignored_boxes(boxes)
+    names = [classes[c] if 0 <= c < len(classes) else str(c) for c in boxes.class_id.tolist()]
+    image = draw_boxes(image, boxes.xyxy[~ignore], boxes.class_id[~ignore], [n for n, i in zip(names, ignore) if not i])
+    regions = np.concatenate([boxes.xyxy[ignore], np.asarray(sample.ignore_regions, np.float32).reshape(-1, 4)])
+    thickness = max(1, round(min(image.shape[:2]) / 300))
+    for x1, y1, x2, y2 in regions.round().astype(int).tolist():
+        cv2.rectangle(image, (x1, y1), (x2, y2), IGNORE_BGR, thickness)
+        put_label(image, "ignore", (x1, y1), IGNORE_BGR, max(0.35, min(image.shape[:2]) / 1000))
+    return image
+
+
+def preview_grid(
+    dataset: DetectionDataset,
+    count: int = 16,
+    seed: int = 0,
+    classes: Sequence[str] = (),
+    tile_width: int = 480,
+    columns: int | None = None,
+) -> np.ndarray:
+    """The contact sheet (BGR) of ``count`` seeded samples; see the module docstring."""
+    samples = pick_samples(dataset, count, seed, classes)
+    columns = columns or min(len(samples), max(1, round(math.sqrt(len(samples) * 1.5))))
+    tiles = []
+    for sample in samples:
+        image = draw_sample(sample, dataset.classes)
+        height = max(1, round(image.shape[0] * tile_width / image.shape[1]))
+        tile = cv2.resize(image, (tile_width, height), interpolation=cv2.INTER_AREA)
+        caption = np.full((CAPTION_PX, tile_width, 3), 255, np.uint8)
+        text = f"{sample.image_id}  ({len(sample.boxes)} boxes)"
+        cv2.putText(caption, text, (4, CAPTION_PX - 7), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (40, 40, 40), 1, cv2.LINE_AA)
+        tiles.append(np.concatenate([tile, caption]))
+    tile_h = max(t.shape[0] for t in tiles)
+    rows = math.ceil(len(tiles) / columns)
+    grid = np.full((rows * tile_h, columns * tile_width, 3), 255, np.uint8)
+    for k, tile in enumerate(tiles):
+        r, c = divmod(k, columns)
+        grid[r * tile_h : r * tile_h + tile.shape[0], c * tile_width : (c + 1) * tile_width] = tile
+    return grid

@@ -54,7 +54,8 @@ class CopyPaste:
             boxes = np.asarray(xyxy, np.float32).reshape(-1, 4)
             sizes = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
             for k, (cls, size) in enumerate(zip(np.asarray(class_id).reshape(-1), sizes, strict=True)):
-                if size >= section.min_size and (wanted is None or int(cls) in wanted):
+                # negative ids are ignore regions (``data.IGNORE_CLASS``), never objects to paste
+                if cls >= 0 and size >= section.min_size and (wanted is None or int(cls) in wanted):
                     bank.append((index, k))
         self.bank = bank
 

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from lanner.core.errors import DataError
-from lanner.data.dataset import ClassificationDataset, DetectionDataset
+from lanner.data.dataset import ClassificationDataset, DetectionDataset, ignored_boxes
 from lanner.data.formats.layout import Parsed, image_size
 from lanner.data.images import read_image
 from lanner.data.io import detect_format, parse_dataset, read_any
@@ -45,6 +45,7 @@ from lanner.models.registry import ModelInfo
 from lanner.train.augment import Augment, mosaic
 from lanner.train.copy_paste import CopyPaste
 
+IGNORE_CLASS = -2  # the class id of an ignore region in items and targets (-1 pads targets)
 _ORDER_STREAM = 2**31 - 1  # the seed stream of the sample order (item indices use 0..n-1)
 
 
@@ -130,13 +131,19 @@ def class_mapping(dataset_classes: Sequence[str], spec_classes: Sequence[str], w
 
 
 def detection_items(dataset: DetectionDataset, spec_classes: Sequence[str], where: str) -> list[Item]:
-    """The dataset's samples as ``Item`` s with class ids in the spec's order."""
+    """The dataset's samples as ``Item`` s with class ids in the spec's order.
+
+    Ignore regions (KITTI ``DontCare``, COCO crowd boxes) come last, with class ``IGNORE_CLASS``: they travel
+    through augmentation like boxes, and the loss does not call a detection inside one a false positive.
+    """
     mapping = class_mapping(dataset.classes, spec_classes, where)
     items = []
     for s in dataset.samples:
-        keep = ~np.asarray(s.boxes.data.get("ignore", np.zeros(len(s.boxes), bool)), bool)
-        ids = mapping[s.boxes.class_id[keep]] if keep.any() else np.zeros(0, np.int64)
-        items.append(Item(Path(s.image_path), s.boxes.xyxy[keep].astype(np.float32), ids))
+        ignore = ignored_boxes(s.boxes)
+        regions = np.concatenate([s.boxes.xyxy[ignore], np.asarray(s.ignore_regions, np.float32).reshape(-1, 4)])
+        ids = np.concatenate([mapping[s.boxes.class_id[~ignore]], np.full(len(regions), IGNORE_CLASS)])
+        xyxy = np.concatenate([s.boxes.xyxy[~ignore], regions]).astype(np.float32)
+        items.append(Item(Path(s.image_path), xyxy, ids.astype(np.int64)))
     return items
 
 

@@ -121,7 +121,7 @@ def build_experiment(spec: ExperimentSpec, runtime: Runtime) -> Experiment:
     model = build_model(spec.model, classes)
     task = model.info.task
     items = _items(train_ds, task, classes, section.train) + _replay_items(spec, task, classes)
-    if task == "detection" and not any(len(item.class_id) for item in items):
+    if task == "detection" and not any((item.class_id >= 0).any() for item in items):  # ignore regions alone
         raise DataError(
             f"the training set has no boxes in its {len(items)} images (a detector would learn nothing)",
             where=str(section.train),

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from lanner.models.nms import box_iou
 from lanner.models.yolox import STRIDES, flatten_levels
+from lanner.train.data import IGNORE_CLASS
 
 _EPS = 1e-7
 
@@ -51,6 +52,10 @@ def aligned_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 class YOLOXLoss:
     """Callable ``(raw outputs, targets (B, M, 5) [class, x1, y1, x2, y2], class -1 = padding) -> parts``.
 
+    Rows of class ``IGNORE_CLASS`` (-2) are ignore regions: no anchor is assigned to them, and background
+    anchor points inside one add no objectness loss (a detector is not taught that unlabelled cars there
+    are background).
+
     ``fg_normaliser`` maps this process's foreground count to the divisor (DDP: the mean over ranks),
     so N processes produce the gradients one process would on the whole global batch.
     """
@@ -68,10 +73,11 @@ class YOLOXLoss:
         self.fg_normaliser = fg_normaliser
 
     def __call__(self, raw: list[torch.Tensor], targets: torch.Tensor) -> dict[str, torch.Tensor]:
+        regions = bool((targets[..., 0] == IGNORE_CLASS).any())  # asked before the copy: no device sync
         with torch.autocast(device_type=raw[0].device.type, enabled=False):
-            return self._loss([r.float() for r in raw], targets.float().to(raw[0].device))
+            return self._loss([r.float() for r in raw], targets.float().to(raw[0].device), regions)
 
-    def _loss(self, raw: list[torch.Tensor], targets: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _loss(self, raw: list[torch.Tensor], targets: torch.Tensor, regions: bool = False) -> dict[str, torch.Tensor]:
         preds, grids, strides = flatten_levels(raw, self.strides)
         valid = targets[..., 0] >= 0
         gt_class = targets[..., 0].long().clamp(min=0)
@@ -90,7 +96,8 @@ class YOLOXLoss:
         cls_targets = cls_targets * iou[batch_index, anchor][:, None]
         fg_preds = preds[batch_index, anchor]
         iou_loss = (1 - aligned_iou(cxcywh_to_xyxy(fg_preds[:, :4]), box_targets) ** 2).sum()
-        obj_loss = F.binary_cross_entropy_with_logits(preds[..., 4], fg_mask.float(), reduction="sum")
+        obj_weight = self._outside_ignore(targets, (grids + 0.5) * strides, fg_mask) if regions else None
+        obj_loss = F.binary_cross_entropy_with_logits(preds[..., 4], fg_mask.float(), obj_weight, reduction="sum")
         cls_loss = F.binary_cross_entropy_with_logits(fg_preds[:, 5:], cls_targets, reduction="sum")
         total = (self.iou_weight * iou_loss + obj_loss + cls_loss) / divisor
         return {
@@ -100,6 +107,17 @@ class YOLOXLoss:
             "cls": cls_loss.detach() / divisor,
             "num_fg": num_fg,
         }
+
+    @staticmethod
+    def _outside_ignore(targets: torch.Tensor, centres: torch.Tensor, fg_mask: torch.Tensor) -> torch.Tensor:
+        """Objectness weight ``(B, N)``: 0 for a background anchor point inside an ignore region (KITTI DontCare,
+        COCO crowd; class ``IGNORE_CLASS``), whose objects are unlabelled, else 1."""
+        regions = targets[..., 0] == IGNORE_CLASS  # (B, M)
+        box = targets[..., 1:5]
+        x, y = centres[None, None, :, 0], centres[None, None, :, 1]  # (1, 1, N)
+        inside = (x >= box[..., 0:1]) & (x <= box[..., 2:3]) & (y >= box[..., 1:2]) & (y <= box[..., 3:4])
+        hidden = (inside & regions[..., None]).any(dim=1) & ~fg_mask  # (B, N)
+        return (~hidden).float()
 
     def assign(
         self,

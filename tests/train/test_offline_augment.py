@@ -280,3 +280,15 @@ def test_copy_paste_writes_pasted_boxes_on_their_pixels_and_checks_classes_first
             src, tmp_path / "out2", load_augmentation(overrides=["copy_paste.prob=1", "copy_paste.classes=[dog]"])
         )
     assert not (tmp_path / "out2").exists()  # refused before anything was written
+
+
+def test_dontcare_regions_move_with_the_pixels_and_are_written_back(tmp_path: Path) -> None:
+    root = make_kitti(tmp_path, n=2)
+    ds = read_dataset(root)
+    ds.samples[0].ignore_regions = np.array([[50, 30, 64, 48]], np.float32)  # the bottom-right corner
+    src = write_dataset(ds, tmp_path / "with_dc", "kitti")
+    report = augment_dataset(src, tmp_path / "out", load_augmentation(overrides=FLIP_ONLY), AugmentOptions(copies=1))
+    copy = next(s for s in read_dataset(tmp_path / "out").samples if s.image_id == "000_aug0")
+    np.testing.assert_allclose(copy.ignore_regions, [[0, 30, 14, 48]], atol=0.01)  # mirrored with the image
+    assert "DontCare" in (tmp_path / "out" / "labels" / "000_aug0.txt").read_text()
+    assert report.boxes_dropped == 0 and report.boxes_out == report.boxes_in  # regions are not counted as boxes

@@ -60,6 +60,10 @@ class DetectionDataset:
         return dict(zip(self.classes, counts.tolist(), strict=True))
 
 
+IGNORE_CLASS = -2
+"""The class id training and augmentation give an ignore region row (targets pad with -1)."""
+
+
 def ignored_boxes(boxes: Detections) -> np.ndarray:
     """Bool per box: an ignore region (``data["ignore"]`` or COCO's ``data["iscrowd"]``), not an object to learn."""
     mask = np.zeros(len(boxes), bool)

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from lanner.core.errors import DataError
-from lanner.data.dataset import ClassificationDataset, DetectionDataset, ignored_boxes
+from lanner.data.dataset import IGNORE_CLASS, ClassificationDataset, DetectionDataset, ignored_boxes
 from lanner.data.formats.layout import Parsed, image_size
 from lanner.data.images import read_image
 from lanner.data.io import detect_format, parse_dataset, read_any
@@ -45,7 +45,6 @@ from lanner.models.registry import ModelInfo
 from lanner.train.augment import Augment, mosaic
 from lanner.train.copy_paste import CopyPaste
 
-IGNORE_CLASS = -2  # the class id of an ignore region in items and targets (-1 pads targets)
 _ORDER_STREAM = 2**31 - 1  # the seed stream of the sample order (item indices use 0..n-1)
 
 

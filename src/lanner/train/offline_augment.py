@@ -36,7 +36,14 @@ from lanner.core.config import load_config, read_yaml
 from lanner.core.detections import Detections
 from lanner.core.errors import DataError, UsageError
 from lanner.core.progress import ProgressFn, advance
-from lanner.data.dataset import ClassificationDataset, DetectionDataset, Sample, kitti_defaults
+from lanner.data.dataset import (
+    IGNORE_CLASS,
+    ClassificationDataset,
+    DetectionDataset,
+    Sample,
+    ignored_boxes,
+    kitti_defaults,
+)
 from lanner.data.formats.imagefolder import read_imagefolder
 from lanner.data.formats.layout import place_image
 from lanner.data.io import ALL_FORMATS, check_output_folder, detect_format, parse_dataset, write_dataset
@@ -383,23 +390,25 @@ class _SampleAugmenter:
         done.boxes_in = len(sample.boxes)
         done.written = [sample] if options.keep_originals else []
         for copy, name in enumerate(self.plan.names[index]):
-            out_image, boxes, dropped = self._copy(index, image, copy_seed(options.seed, index, copy), done)
+            out_image, rows, dropped = self._copy(index, image, copy_seed(options.seed, index, copy), done)
             path = self.plan.dst / "images" / f"{name}{sample.image_path.suffix}"
             _write_image(path, out_image)
             done.dropped += dropped
-            done.written.append(Sample(name, path.resolve(), out_image.shape[1], out_image.shape[0], boxes))
+            region = rows.class_id == IGNORE_CLASS  # DontCare regions moved with the pixels, written back as such
+            h, w = out_image.shape[:2]
+            done.written.append(Sample(name, path.resolve(), w, h, rows[~region], ignore_regions=rows.xyxy[region]))
         done.images_out = len(done.written)
 
     def _copy(self, index: int, image: np.ndarray, seed: int, done: _Done) -> tuple[np.ndarray, Detections, int]:
         """One augmented copy of detection sample ``index``: ``(image, boxes, boxes dropped)``."""
         samples = self.plan.dataset.samples
         rng = np.random.default_rng(seed)
-        image, boxes = self._pasted(image, _transformable(samples[index].boxes), rng, done)
+        image, boxes = self._pasted(image, _with_regions(samples[index]), rng, done)
         if self.plan.section.mosaic > 0 and rng.random() < self.plan.section.mosaic:
             picks = rng.integers(0, len(samples), 3).tolist()
             partners = [self._read(i, done) for i in picks]
             if all(p is not None for p in partners):
-                pasted = [self._pasted(p, _transformable(samples[i].boxes), rng, done) for i, p in zip(picks, partners)]
+                pasted = [self._pasted(p, _with_regions(samples[i]), rng, done) for i, p in zip(picks, partners)]
                 tiles = [image, *(p[0] for p in pasted)]
                 tile_boxes = [boxes, *(p[1] for p in pasted)]
                 h, w = image.shape[:2]
@@ -412,7 +421,8 @@ class _SampleAugmenter:
         out.xyxy = out_xyxy.reshape(-1, 4)
         wide = (out.xyxy[:, 2] - out.xyxy[:, 0] >= MIN_SIDE_PX) & (out.xyxy[:, 3] - out.xyxy[:, 1] >= MIN_SIDE_PX)
         out = out[wide]
-        return np.ascontiguousarray(out_image), out, len(boxes) - len(out)
+        dropped = int((boxes.class_id != IGNORE_CLASS).sum() - (out.class_id != IGNORE_CLASS).sum())
+        return np.ascontiguousarray(out_image), out, dropped
 
     def _pasted(
         self, image: np.ndarray, boxes: Detections, rng: np.random.Generator, done: _Done
@@ -460,7 +470,9 @@ def copy_paste_bank(
             fix="use the dataset's class names, or leave copy_paste.classes empty for every class",
         )
     ids = [list(dataset.classes).index(name) for name in cp.classes] if cp.classes else None
-    return CopyPaste([(s.boxes.xyxy, s.boxes.class_id) for s in dataset.samples], ids, cp)
+    # crowd boxes are ignore regions, not objects to paste
+    boxes = [(s.boxes.xyxy, np.where(ignored_boxes(s.boxes), IGNORE_CLASS, s.boxes.class_id)) for s in dataset.samples]
+    return CopyPaste(boxes, ids, cp)
 
 
 def _transformable(boxes: Detections) -> Detections:
@@ -469,6 +481,16 @@ def _transformable(boxes: Detections) -> Detections:
     if "truncated" in data and "occluded" in data:
         data = {**kitti_defaults(len(boxes)), **data}
     return Detections.from_arrays(boxes.xyxy, boxes.class_id, data=data)
+
+
+def _with_regions(sample: Sample) -> Detections:
+    """The transformable boxes of ``sample`` followed by its DontCare regions as rows of class ``IGNORE_CLASS``."""
+    boxes = _transformable(sample.boxes)
+    regions = np.asarray(sample.ignore_regions, np.float32).reshape(-1, 4)
+    if not len(regions):
+        return boxes
+    data = {k: np.zeros((len(regions), *v.shape[1:]), v.dtype) for k, v in boxes.data.items()}
+    return Detections.merge([boxes, Detections.from_arrays(regions, np.full(len(regions), IGNORE_CLASS), data=data)])
 
 
 def _merge(items: Sequence[Detections]) -> Detections:

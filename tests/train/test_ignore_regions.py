@@ -88,3 +88,28 @@ def test_ignore_rows_travel_through_flip_and_mosaic_like_boxes(tmp_path: Path) -
     assert targets[1, 1:].tolist() == pytest.approx([0, 0, 36, 20])  # mirrored like the image
     _, mosaic_targets = DetectionTrainSet([item], spec, flip, mosaic_prob=1.0)[(0, 0)]
     assert mosaic_targets[:, 0].tolist().count(IGNORE_CLASS) == 4  # one per tile
+
+
+def test_validation_during_training_scores_dontcare_as_ignore_boxes(
+    synth_sets: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conftest import tiny_spec
+
+    import lanner.train.metrics as metrics
+    from lanner.data.io import read_dataset, write_dataset
+    from lanner.train.spec import load_spec
+    from lanner.train.trainer import train
+
+    val = read_dataset(synth_sets["val"])
+    val.samples[0].ignore_regions = np.array([[0, 0, 40, 30]], np.float32)
+    val_dir = write_dataset(val, tmp_path / "val_dc", "kitti")
+    seen: list = []
+    real = metrics.evaluate_detections
+    monkeypatch.setattr(metrics, "evaluate_detections", lambda p, t, *a, **k: seen.append(t) or real(p, t, *a, **k))
+    spec = tiny_spec(synth_sets["train"], val_dir, training={"epochs": 1})
+    train(load_spec(data=spec), tmp_path / "run")
+    first = seen[-1][0]  # image 0 of the last validation
+    labelled = {int(c) for truth in seen[-1] for c, i in zip(truth.class_id, truth.data["ignore"]) if not i}
+    regions = first.xyxy[first.data["ignore"]]
+    assert len(regions) == len(labelled) and len(regions) > 0  # the region once per labelled class
+    assert {int(c) for c in first.class_id[first.data["ignore"]]} == labelled

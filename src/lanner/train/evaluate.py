@@ -149,16 +149,23 @@ def ground_truth_for(ds: DetectionDataset, mapping: np.ndarray) -> list[Detectio
     result = []
     for sample in ds.samples:
         boxes = sample.boxes
-        crowd = boxes.data.get("iscrowd", np.zeros(len(boxes)))
-        ignore = np.asarray(crowd).astype(bool).reshape(len(boxes))
-        xyxy, class_id = boxes.xyxy, mapping[boxes.class_id]
-        regions = np.asarray(sample.ignore_regions, np.float32).reshape(-1, 4)
-        if len(regions) and len(labelled):
-            xyxy = np.concatenate([xyxy, np.tile(regions, (len(labelled), 1))])
-            class_id = np.concatenate([class_id, np.repeat(labelled, len(regions))])
-            ignore = np.concatenate([ignore, np.ones(len(regions) * len(labelled), bool)])
-        result.append(Detections.from_arrays(xyxy, class_id, data={"ignore": ignore}))
+        crowd = np.asarray(boxes.data.get("iscrowd", np.zeros(len(boxes)))).astype(bool).reshape(len(boxes))
+        result.append(ground_truth(boxes.xyxy, mapping[boxes.class_id], crowd, sample.ignore_regions, labelled))
     return result
+
+
+def ground_truth(
+    xyxy: np.ndarray, class_id: np.ndarray, ignore: np.ndarray, regions: np.ndarray, labelled: np.ndarray
+) -> Detections:
+    """One image's ground truth for ``evaluate_detections``: its boxes (``ignore`` marks crowd ones), then each
+    class-less ignore region once per class of ``labelled`` as an ignore box."""
+    regions = np.asarray(regions, np.float32).reshape(-1, 4)
+    xyxy, class_id, ignore = np.asarray(xyxy, np.float32).reshape(-1, 4), np.asarray(class_id), np.asarray(ignore)
+    if len(regions) and len(labelled):
+        xyxy = np.concatenate([xyxy, np.tile(regions, (len(labelled), 1))])
+        class_id = np.concatenate([class_id, np.repeat(labelled, len(regions))])
+        ignore = np.concatenate([ignore, np.ones(len(regions) * len(labelled), bool)])
+    return Detections.from_arrays(xyxy, class_id, data={"ignore": ignore.astype(bool)})
 
 
 def _evaluate_detection(model, ds, conf, iou, batch_size, device, max_dets, progress) -> DetectionMetrics:

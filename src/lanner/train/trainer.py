@@ -29,13 +29,12 @@ import torch
 from torch import nn
 
 from lanner.core.config import save_config
-from lanner.core.detections import Detections
 from lanner.core.errors import DataError
 from lanner.core.folders import make_folder
 from lanner.core.progress import ProgressFn, advance
 from lanner.models import save_checkpoint
 from lanner.train.checkpointing import restore_training, save_training
-from lanner.train.data import input_spec, normalise_pixels
+from lanner.train.data import IGNORE_CLASS, input_spec, normalise_pixels
 from lanner.train.distributed import Runtime, barrier, mean_over_ranks, resolve_runtime
 from lanner.train.ema import ModelEMA
 from lanner.train.experiment import Experiment, build_experiment
@@ -201,14 +200,20 @@ class Fit:
                 labels.append(target.numpy())
             metrics = evaluate_classification(np.concatenate(logits), np.concatenate(labels), self.exp.class_names)
             return {"top1": metrics.top1, "top5": metrics.top5}, metrics
+        from lanner.train.evaluate import ground_truth
         from lanner.train.metrics import evaluate_detections
 
-        predictions, truth = [], []
+        predictions, rows = [], []
         for images, targets in loader:
             predictions += model.predict(self.prepare(images), ev.conf, ev.iou, max_det=100)
-            for t in targets.numpy():
-                t = t[t[:, 0] >= 0]
-                truth.append(Detections(xyxy=t[:, 1:5], confidence=np.ones(len(t)), class_id=t[:, 0].astype(int)))
+            rows += [t[t[:, 0] != -1] for t in targets.numpy()]  # -1 pads; IGNORE_CLASS rows are ignore regions
+        labelled = np.unique(np.concatenate([t[t[:, 0] >= 0, 0] for t in rows] or [np.zeros(0)])).astype(np.int64)
+        truth = []
+        for t in rows:
+            real, region = t[t[:, 0] >= 0], t[t[:, 0] == IGNORE_CLASS, 1:5]
+            truth.append(
+                ground_truth(real[:, 1:5], real[:, 0].astype(int), np.zeros(len(real), bool), region, labelled)
+            )
         metrics = evaluate_detections(predictions, truth, self.exp.class_names)
         return {"mAP": metrics.map, "mAP50": metrics.map50, "mAP75": metrics.map75}, metrics
 

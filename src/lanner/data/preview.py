@@ -70,20 +70,26 @@ def preview_grid(
 ) -> np.ndarray:
     """The contact sheet (BGR) of ``count`` seeded samples; see the module docstring."""
     samples = pick_samples(dataset, count, seed, classes)
-    columns = columns or min(len(samples), max(1, round(math.sqrt(len(samples) * 1.5))))
-    tiles = []
-    for sample in samples:
-        image = draw_sample(sample, dataset.classes)
+    tiles = [(draw_sample(s, dataset.classes), f"{s.image_id}  ({len(s.boxes)} boxes)") for s in samples]
+    return contact_sheet(tiles, tile_width, columns)
+
+
+def contact_sheet(
+    tiles: Sequence[tuple[np.ndarray, str]], tile_width: int = 480, columns: int | None = None
+) -> np.ndarray:
+    """Images with a caption under each, resized to ``tile_width`` and laid out in a white grid (BGR)."""
+    columns = columns or min(len(tiles), max(1, round(math.sqrt(len(tiles) * 1.5))))
+    shown = []
+    for image, text in tiles:
         height = max(1, round(image.shape[0] * tile_width / image.shape[1]))
         tile = cv2.resize(image, (tile_width, height), interpolation=cv2.INTER_AREA)
         caption = np.full((CAPTION_PX, tile_width, 3), 255, np.uint8)
-        text = f"{sample.image_id}  ({len(sample.boxes)} boxes)"
         cv2.putText(caption, text, (4, CAPTION_PX - 7), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (40, 40, 40), 1, cv2.LINE_AA)
-        tiles.append(np.concatenate([tile, caption]))
-    tile_h = max(t.shape[0] for t in tiles)
-    rows = math.ceil(len(tiles) / columns)
+        shown.append(np.concatenate([tile, caption]))
+    tile_h = max(t.shape[0] for t in shown)
+    rows = math.ceil(len(shown) / columns)
     grid = np.full((rows * tile_h, columns * tile_width, 3), 255, np.uint8)
-    for k, tile in enumerate(tiles):
+    for k, tile in enumerate(shown):
         r, c = divmod(k, columns)
         grid[r * tile_h : r * tile_h + tile.shape[0], c * tile_width : (c + 1) * tile_width] = tile
     return grid

@@ -3,7 +3,8 @@
 Detection datasets (KITTI/COCO/YOLO) give COCO metrics (``lanner.train.metrics.detection``); an
 ImageFolder set gives top-1/top-5 and a confusion matrix. Dataset classes are matched to the model's
 classes by name, so a dataset may hold a subset of the model's classes in any order; a labelled class
-the model does not know is an error that names it. COCO ``iscrowd`` boxes are ignore regions.
+the model does not know is an error that names it. COCO ``iscrowd`` boxes are ignore regions. With
+``out_dir``, ``errors.jpg`` shows the images the detector gets most wrong (``error_sheet.py``).
 
 Example:
     >>> report = evaluate_model("results/best.safetensors", "data/val", out_dir="results/eval")  # doctest: +SKIP
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from lanner.core.detections import Detections
@@ -27,6 +29,7 @@ from lanner.core.errors import DataError, UsageError
 from lanner.core.progress import ProgressFn, advance
 from lanner.data.dataset import ClassificationDataset, DetectionDataset
 from lanner.data.images import read_image
+from lanner.train.error_sheet import error_sheet
 from lanner.train.metrics import (
     ClassificationMetrics,
     DetectionMetrics,
@@ -120,13 +123,18 @@ def evaluate_model(
         )
     settings = {"conf": conf, "iou": iou, "max_dets": max_dets, "dataset": str(ds.root)}
     if isinstance(ds, DetectionDataset):
-        metrics = _evaluate_detection(model, ds, conf, iou, batch_size, device, max_dets, progress)
+        metrics, predictions, truth = _evaluate_detection(model, ds, conf, iou, batch_size, device, max_dets, progress)
     else:
         settings = {"dataset": str(ds.root)}
         metrics = _evaluate_classification(model, ds, batch_size, device, progress)
     report = EvaluationReport(task, metrics, list(model_class_names(model)), len(ds), settings)
     if out_dir is not None:
         report.files = write_report(report, out_dir)
+        if isinstance(ds, DetectionDataset):
+            sheet = error_sheet(ds.samples, predictions, truth, report.class_names)
+            if sheet is not None:  # a perfect score has no errors to show
+                report.files["errors"] = Path(out_dir) / "errors.jpg"
+                cv2.imwrite(str(report.files["errors"]), sheet)
     return report
 
 
@@ -168,7 +176,9 @@ def ground_truth(
     return Detections.from_arrays(xyxy, class_id, data={"ignore": ignore.astype(bool)})
 
 
-def _evaluate_detection(model, ds, conf, iou, batch_size, device, max_dets, progress) -> DetectionMetrics:
+def _evaluate_detection(
+    model, ds, conf, iou, batch_size, device, max_dets, progress
+) -> tuple[DetectionMetrics, list[Detections], list[Detections]]:
     names = list(model_class_names(model))
     used = np.unique(np.concatenate([s.boxes.class_id for s in ds.samples])).tolist()
     if not used:
@@ -180,7 +190,7 @@ def _evaluate_detection(model, ds, conf, iou, batch_size, device, max_dets, prog
         images = [read_image(s.image_path) for s in chunk]
         predictions.extend(predict_detections(model, images, conf, iou, batch_size, device))
         advance(progress, len(chunk))
-    return evaluate_detections(predictions, ground_truth, names, max_dets=max_dets)
+    return evaluate_detections(predictions, ground_truth, names, max_dets=max_dets), predictions, ground_truth
 
 
 def _evaluate_classification(model, ds, batch_size, device, progress) -> ClassificationMetrics:

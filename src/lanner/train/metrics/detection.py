@@ -309,17 +309,57 @@ def detection_confusion_matrix(
     k = num_classes
     matrix = np.zeros((k + 1, k + 1), np.int64)
     for pred, gt in zip(predictions, ground_truth):
-        pred = pred[(pred.confidence >= conf) & (pred.class_id >= 0) & (pred.class_id < k)]
-        ignore = _ignore_flags(gt) | (gt.class_id < 0) | (gt.class_id >= k)
-        if ignore.any() and len(pred):
-            over_ignored = box_iou_coco(pred.xyxy, gt.xyxy[ignore], np.ones(int(ignore.sum()), bool)).max(1) >= iou
-            pred = pred[~over_ignored]
-        gt = gt[~ignore]
-        pred_used, gt_used = _greedy_pairs(box_iou_coco(pred.xyxy, gt.xyxy, np.zeros(len(gt), bool)), iou)
-        np.add.at(matrix, (gt.class_id[gt_used], pred.class_id[pred_used]), 1)
-        np.add.at(matrix, (np.full(len(pred) - len(pred_used), k), np.delete(pred.class_id, pred_used)), 1)
-        np.add.at(matrix, (np.delete(gt.class_id, gt_used), np.full(len(gt) - len(gt_used), k)), 1)
+        m = match_image(pred, gt, k, conf, iou)
+        np.add.at(matrix, (m.gt.class_id[m.gt_used], m.pred.class_id[m.pred_used]), 1)
+        np.add.at(matrix, (np.full(len(m.pred) - len(m.pred_used), k), np.delete(m.pred.class_id, m.pred_used)), 1)
+        np.add.at(matrix, (np.delete(m.gt.class_id, m.gt_used), np.full(len(m.gt) - len(m.gt_used), k)), 1)
     return matrix
+
+
+@dataclass(frozen=True)
+class ImageMatch:
+    """One image's detections paired with its ground truth (the confusion matrix's rule).
+
+    ``pred`` and ``gt`` are what is scored: predictions above ``conf`` not over an ignore region, and the
+    non-ignored ground truth. ``pred_used[i]`` and ``gt_used[i]`` are a pair (IoU >= the threshold, any class).
+    """
+
+    pred: Detections
+    gt: Detections
+    pred_used: np.ndarray
+    gt_used: np.ndarray
+
+    @property
+    def false_positives(self) -> np.ndarray:
+        """Indices into ``pred`` of detections that match nothing."""
+        return np.setdiff1d(np.arange(len(self.pred)), self.pred_used)
+
+    @property
+    def missed(self) -> np.ndarray:
+        """Indices into ``gt`` of objects no detection found."""
+        return np.setdiff1d(np.arange(len(self.gt)), self.gt_used)
+
+    @property
+    def wrong_class(self) -> np.ndarray:
+        """Positions in ``pred_used``/``gt_used`` of pairs whose classes differ."""
+        return np.flatnonzero(self.pred.class_id[self.pred_used] != self.gt.class_id[self.gt_used])
+
+    @property
+    def errors(self) -> int:
+        return len(self.false_positives) + len(self.missed) + len(self.wrong_class)
+
+
+def match_image(pred: Detections, gt: Detections, num_classes: int, conf: float = 0.25, iou: float = 0.5) -> ImageMatch:
+    """Pair one image's detections with its ground truth, greedily by highest IoU (see ``ImageMatch``)."""
+    k = num_classes
+    pred = pred[(pred.confidence >= conf) & (pred.class_id >= 0) & (pred.class_id < k)]
+    ignore = _ignore_flags(gt) | (gt.class_id < 0) | (gt.class_id >= k)
+    if ignore.any() and len(pred):
+        over_ignored = box_iou_coco(pred.xyxy, gt.xyxy[ignore], np.ones(int(ignore.sum()), bool)).max(1) >= iou
+        pred = pred[~over_ignored]
+    gt = gt[~ignore]
+    pred_used, gt_used = _greedy_pairs(box_iou_coco(pred.xyxy, gt.xyxy, np.zeros(len(gt), bool)), iou)
+    return ImageMatch(pred, gt, pred_used, gt_used)
 
 
 def _greedy_pairs(ious: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,66 @@
+"""The worst-images sheet of ``lanner evaluate``: per-image matching, ranking, drawing, and ``errors.jpg``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from lanner.core.detections import Detections
+from lanner.core.drawing import color_for
+from lanner.train.error_sheet import MISSED_BGR, draw_errors, error_sheet, worst_images
+from lanner.train.metrics.detection import match_image
+
+GT = Detections.from_arrays([[0, 0, 20, 20], [30, 0, 50, 20], [60, 0, 80, 20]], [0, 1, 0])
+
+
+def test_a_match_tells_false_positives_misses_and_wrong_classes_apart() -> None:
+    pred = Detections.from_arrays(
+        [[0, 0, 20, 20], [30, 0, 50, 20], [0, 40, 20, 60], [60, 0, 80, 20]],
+        [0, 0, 1, 0],
+        confidence=[0.9, 0.8, 0.7, 0.1],
+    )
+    m = match_image(pred, GT, num_classes=2)  # the 0.1 detection is below the 0.25 score: not scored
+    assert m.false_positives.tolist() == [2]  # nothing at [0, 40, 20, 60]
+    assert m.missed.tolist() == [2]  # the car at x 60-80 (its detection scored 0.1)
+    assert [(int(m.pred_used[k]), int(m.gt_used[k])) for k in m.wrong_class] == [(1, 1)]  # a bicycle seen as car
+    assert m.errors == 3
+
+
+def test_images_rank_by_errors_and_clean_images_are_left_out() -> None:
+    perfect = Detections.from_arrays(GT.xyxy, GT.class_id, confidence=[0.9] * 3)
+    one_miss = perfect[[0, 1]]
+    nothing = Detections.empty()
+    ranked = worst_images([perfect, one_miss, nothing, one_miss], [GT] * 4, num_classes=2)
+    assert [i for i, _ in ranked] == [2, 1, 3]  # 3 misses, then the two 1-miss images in order
+    assert worst_images([perfect], [GT], num_classes=2) == []
+
+
+def test_mistakes_are_drawn_thick_and_labelled() -> None:
+    image = np.zeros((100, 100, 3), np.uint8)
+    pred = Detections.from_arrays([[0, 40, 20, 60]], [1], confidence=[0.9])
+    out = draw_errors(image, match_image(pred, GT, 2), ["car", "bicycle"])
+    assert tuple(int(v) for v in out[10, 0]) == MISSED_BGR  # the left edge of a missed car
+    assert tuple(int(v) for v in out[50, 0]) == color_for(1)  # the false positive, in its class colour
+
+
+def test_evaluate_writes_errors_jpg_only_when_there_are_errors(tmp_path: Path) -> None:
+    from test_evaluate import BOX, IMAGE_BOX, FixedBoxDetector, write_kitti
+
+    from lanner.train.evaluate import evaluate_model
+
+    good = write_kitti(tmp_path / "good", [([IMAGE_BOX], [0])])
+    assert "errors" not in evaluate_model(FixedBoxDetector(), good, tmp_path / "out_good").files
+    assert not (tmp_path / "out_good" / "errors.jpg").exists()
+    bad = write_kitti(tmp_path / "bad", [([IMAGE_BOX], [0]), ([BOX], [0])])
+    files = evaluate_model(FixedBoxDetector(), bad, tmp_path / "out_bad").files
+    sheet = cv2.imread(str(files["errors"]))
+    assert files["errors"] == tmp_path / "out_bad" / "errors.jpg" and sheet is not None and sheet.shape[1] == 480
+
+
+def test_no_sheet_without_errors() -> None:
+    assert error_sheet([], [], [], ["car"]) is None
+    with pytest.raises(ValueError):  # predictions and ground truth must pair up
+        worst_images([Detections.empty()], [], 1)

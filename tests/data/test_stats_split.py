@@ -120,3 +120,16 @@ def test_imagefolder_split_is_stratified_and_stats_count_images(tmp_path: Path) 
     assert stats.image_sizes == {"64x48": 12}
     with pytest.raises(UsageError, match="ImageFolder"):
         write_split(tmp_path / "pets", tmp_path / "x", to_fmt="coco")
+
+
+@pytest.mark.parametrize("fmt", ["kitti", "coco"])
+def test_validate_and_split_report_progress_while_reading_too(tmp_path: Path, fmt: str) -> None:
+    from lanner.data import validate
+
+    src = write_format(tmp_path, fmt, n_images=5)
+    calls: list[int] = []
+    validate(src, progress=calls.append)
+    assert sum(calls) == 2 * 5  # each image once while parsing, once while checking
+    calls.clear()
+    write_split(src, tmp_path / f"split_{fmt}", val=0.4, progress=calls.append)
+    assert sum(calls) == 2 * 5  # each image once while reading, once while writing

@@ -103,7 +103,7 @@ def write_split(
             name: write_imagefolder(part, out / name, images=images, progress=progress)
             for name, part in folders.items()
         }
-    parts = split_dataset(read_dataset(src, fmt), val=val, test=test, seed=seed)
+    parts = split_dataset(read_dataset(src, fmt, progress=progress), val=val, test=test, seed=seed)  # read, then write
     return {
         name: write_dataset(part, out / name, to_fmt or fmt, images=images, progress=progress)
         for name, part in parts.items()

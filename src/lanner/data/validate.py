@@ -111,7 +111,7 @@ def validate(
     fmt = fmt or detect_format(path)
     if fmt == "imagefolder":
         return validate_imagefolder(path, decode=decode, progress=progress)
-    parsed = parse_dataset(path, fmt, classes=classes)
+    parsed = parse_dataset(path, fmt, classes=classes, progress=progress)  # then once more per image checked
     problems = list(parsed.problems)
     for sample in parsed.samples:
         problems.extend(check_boxes(sample, parsed.origins.get(sample.image_id, [])))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -116,3 +117,15 @@ def test_cuda_without_gpu(tmp_path: Path, data: Path, capsys: pytest.CaptureFixt
     spec = write_spec(tmp_path, data)
     code, _, err = run(["train", "-e", str(spec), "-r", str(tmp_path / "r"), "--set", "training.device=cuda"], capsys)
     assert code == 2 and "training.device: device 'cuda' was requested but no CUDA GPU" in err
+
+
+def test_train_says_what_it_trains_on_including_ignore_regions(tmp_path: Path, data: Path, capsys) -> None:
+    from lanner.data.io import read_dataset, write_dataset
+
+    ds = read_dataset(data)
+    ds.samples[0].ignore_regions = np.array([[0, 0, 20, 20], [30, 0, 50, 20]], np.float32)  # DontCare
+    with_dc = write_dataset(ds, tmp_path / "dc", "kitti")
+    boxes = sum(len(s.boxes) for s in ds.samples)
+    code, _, err = run(["train", "-e", str(write_spec(tmp_path, with_dc)), "-r", str(tmp_path / "res")], capsys)
+    assert code == 0, err
+    assert f"training on 4 images ({boxes} boxes, 2 ignore regions spared from the loss), 1 step to go" in err

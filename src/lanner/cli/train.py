@@ -27,6 +27,8 @@ class _LiveBar:
         self.plain: PlainProgress | None = None
 
     def on_log(self, event: dict[str, Any]) -> None:
+        if event.get("event") == "start" and "images" in event:
+            info(_start_line(event))
         if self.bar is None:
             self._plain(event)
             return
@@ -51,6 +53,16 @@ class _LiveBar:
             self.plain(1)
         elif kind == "epoch":
             info(_epoch_line(event))
+
+
+def _start_line(event: dict[str, Any]) -> str:
+    """``training on 800 images (6412 boxes, 37 ignore regions spared from the loss), 1000 steps``."""
+    parts = [f"{event['boxes']} boxes"] if "boxes" in event else []
+    if event.get("ignore_regions"):
+        parts.append(f"{event['ignore_regions']} ignore regions spared from the loss")
+    detail = f" ({', '.join(parts)})" if parts else ""
+    steps = event["total_steps"] - event["done_steps"]
+    return f"training on {event['images']} images{detail}, {steps} step{'' if steps == 1 else 's'} to go"
 
 
 def _epoch_line(event: dict[str, Any]) -> str:

@@ -242,7 +242,8 @@ def train(
         save_config(spec, results_dir / "spec.yaml")
     total = spec.training.epochs * fit.exp.steps_per_epoch
     if on_log is not None and rt.is_main:
-        on_log({"event": "start", "total_steps": total, "done_steps": fit.step, "classes": fit.exp.class_names})
+        start = {"event": "start", "total_steps": total, "done_steps": fit.step, "classes": fit.exp.class_names}
+        on_log({**start, **_data_counts(fit.exp)})
     epochs_this_call = 0
     best_path = results_dir / "best.safetensors"  # a resumed run's best so far; another run's is not this one's
     best_path = best_path if spec.training.resume is not None and best_path.exists() else None
@@ -260,6 +261,16 @@ def train(
     return TrainResult(
         results_dir, results_dir / "last.safetensors", best_path, fit.history, fit.last_metrics, fit.epoch
     )
+
+
+def _data_counts(exp: Any) -> dict[str, int]:
+    """Images, boxes and ignore regions (class ``IGNORE_CLASS``) of the training set, for the start line."""
+    items = getattr(exp.train_set, "items", [])
+    if exp.task != "detection":
+        return {"images": len(items)}
+    regions = sum(int((item.class_id == IGNORE_CLASS).sum()) for item in items)
+    boxes = sum(int((item.class_id >= 0).sum()) for item in items)
+    return {"images": len(items), "boxes": boxes, "ignore_regions": regions}
 
 
 def _end_of_epoch(fit: Fit, record: dict[str, Any], book: Logbook, on_log: LogFn | None) -> Path | None:

@@ -12,7 +12,7 @@ from lanner.core.detections import Detections
 from lanner.core.drawing import color_for
 from lanner.core.errors import DataError, UsageError
 from lanner.data.dataset import DetectionDataset, Sample
-from lanner.data.preview import IGNORE_BGR, draw_sample, pick_samples, preview_grid
+from lanner.data.preview import IGNORE_BGR, caption, draw_sample, pick_samples, preview_grid
 
 W, H = 120, 80
 
@@ -60,3 +60,25 @@ def test_the_grid_has_one_captioned_tile_per_sample(tmp_path: Path) -> None:
     tile_h = H // 2 + 22  # the image at half width, plus its caption
     assert grid.shape == (2 * tile_h, 3 * 60, 3)
     assert (grid[tile_h:, 2 * 60 :] == 255).all()  # the sixth place is empty
+
+
+def test_a_very_tall_image_is_fitted_so_the_sheet_stays_writable(tmp_path: Path) -> None:
+    """A 40 x 4000 px strip at 480 px wide would be a 48000 px tile: past JPEG's 65535 px limit in two rows."""
+    path = tmp_path / "strip.png"
+    cv2.imwrite(str(path), np.full((4000, 40, 3), 90, np.uint8))
+    strip = Sample("strip", path, 40, 4000, Detections.from_arrays([[5, 5, 30, 3000]], [0]))
+    ds = DetectionDataset(tmp_path, ["car"], [strip] * 4)
+    grid = preview_grid(ds, count=4, tile_width=100, columns=2)
+    assert grid.shape == (2 * (200 + 22), 200, 3)  # each tile at most twice as tall as wide, plus its caption
+    assert (grid[:200, :2] != 255).any() and (
+        grid[:200, 2:100] == 255
+    ).all()  # the 2 px strip at the left, white beside
+    assert cv2.imwrite(str(tmp_path / "sheet.jpg"), grid)
+
+
+def test_captions_count_ignore_regions_apart_from_boxes(tmp_path: Path) -> None:
+    ds = make_set(tmp_path)
+    crowd = Detections.from_arrays([[0, 0, 10, 10], [20, 20, 40, 40]], [0, 0], data={"iscrowd": np.array([0, 1])})
+    assert caption(ds.samples[0]) == "0  (2 boxes, 1 ignore)"  # the DontCare region is no box
+    assert caption(ds.samples[1]) == "1  (1 boxes)"
+    assert caption(Sample("c", ds.samples[1].image_path, W, H, crowd)) == "c  (1 boxes, 1 ignore)"

@@ -263,6 +263,10 @@ def test_nvdsanalytics_disabled_missing_and_bad_points(tmp_path: Path) -> None:
             ["[sink2]: skipped (enable=0)", "something else", "[source4]: skipped (enable=0)"],
             ["something else", "skipped (enable=0): [sink2]; [source4]"],
         ),
+        (  # colons after the key stay in the reason (URIs, paths); a key cannot hold one (INI splits there)
+            ["[source0] uri: rtsp://cam:554/a: cannot open", "[source1] uri: rtsp://cam:554/a: cannot open"],
+            ["rtsp://cam:554/a: cannot open: [source0] uri; [source1] uri"],
+        ),
     ],
 )
 def test_import_warnings_are_grouped_by_reason_and_none_is_lost(lines, expected) -> None:

@@ -64,3 +64,15 @@ def test_no_sheet_without_errors() -> None:
     assert error_sheet([], [], [], ["car"]) is None
     with pytest.raises(ValueError):  # predictions and ground truth must pair up
         worst_images([Detections.empty()], [], 1)
+
+
+def test_an_image_gone_since_it_was_scored_is_left_out_of_the_sheet(tmp_path: Path, caplog) -> None:
+    from lanner.data.dataset import Sample
+
+    cv2.imwrite(str(tmp_path / "kept.png"), np.zeros((40, 100, 3), np.uint8))
+    samples = [Sample("gone", tmp_path / "gone.png", 100, 40), Sample("kept", tmp_path / "kept.png", 100, 40)]
+    nothing = Detections.empty()
+    sheet = error_sheet(samples, [nothing, nothing], [GT, GT[[0]]], ["car", "bicycle"], tile_width=100)
+    assert sheet is not None and sheet.shape == (40 + 22, 100, 3)  # one tile: the image still on disk
+    assert "errors.jpg leaves out" in caplog.text and "gone.png" in caplog.text
+    assert error_sheet(samples[:1], [nothing], [GT], ["car", "bicycle"]) is None  # nothing left to draw

@@ -28,6 +28,16 @@ def test_dontcare_regions_and_crowd_boxes_become_ignore_rows_after_the_objects()
     assert item.xyxy.tolist() == [[20, 20, 40, 40], [0, 0, 10, 10], [50, 0, 64, 20]]
 
 
+def test_ignore_regions_are_clipped_to_the_image_and_dropped_when_outside_or_empty() -> None:
+    """Past the edge, a region would reach into the next mosaic quadrant and hide its background from the loss."""
+    crowd = Detections.from_arrays([[-5, 50, 30, 90]], [0], data={"iscrowd": np.array([1])})
+    regions = np.array([[-20, -20, 500, 5000], [70, 0, 90, 10], [10, 10, 10, 30], [20, 5, 40, 5]], np.float32)
+    sample = Sample("a", Path("a.png"), 64, 64, crowd, ignore_regions=regions)
+    [item] = detection_items(DetectionDataset(Path("."), ["car"], [sample]), ["car"], "d")
+    assert item.class_id.tolist() == [IGNORE_CLASS, IGNORE_CLASS]  # the one right of the image and the empty go
+    assert item.xyxy.tolist() == [[0, 50, 30, 64], [0, 0, 64, 64]]
+
+
 def _zero_outputs(batch: int = 1, size: int = 64, classes: int = 2) -> list[torch.Tensor]:
     return [torch.zeros(batch, 5 + classes, size // s, size // s) for s in STRIDES]
 

@@ -275,11 +275,15 @@ def test_copy_paste_writes_pasted_boxes_on_their_pixels_and_checks_classes_first
             assert (image[y1:y2, x1:x2] == 150).all()  # every person box shows the person's pixels
         assert (sample.boxes.data["occluded"] == 0).all()  # pasted rows get KITTI's 2D defaults
     assert report.boxes_out > report.boxes_in * 2
-    with pytest.raises(UsageError, match=r"copy_paste.classes names \['dog'\]"):
+    with pytest.raises(ConfigError, match=r"copy_paste.classes names \['dog'\]"):
         augment_dataset(
             src, tmp_path / "out2", load_augmentation(overrides=["copy_paste.prob=1", "copy_paste.classes=[dog]"])
         )
     assert not (tmp_path / "out2").exists()  # refused before anything was written
+    tiny = load_augmentation(overrides=["copy_paste.prob=1", "copy_paste.classes=[person]", "copy_paste.min_size=13"])
+    with pytest.raises(DataError, match=r"copy_paste found no object of \['person'\] at least 13 px"):
+        augment_dataset(src, tmp_path / "out3", tiny)  # the one person is 8 x 12 px: nothing would be pasted
+    assert not (tmp_path / "out3").exists()
 
 
 def test_dontcare_regions_move_with_the_pixels_and_are_written_back(tmp_path: Path) -> None:
@@ -292,3 +296,16 @@ def test_dontcare_regions_move_with_the_pixels_and_are_written_back(tmp_path: Pa
     np.testing.assert_allclose(copy.ignore_regions, [[0, 30, 14, 48]], atol=0.01)  # mirrored with the image
     assert "DontCare" in (tmp_path / "out" / "labels" / "000_aug0.txt").read_text()
     assert report.boxes_dropped == 0 and report.boxes_out == report.boxes_in  # regions are not counted as boxes
+
+
+def test_dontcare_regions_past_the_edge_stay_in_their_own_mosaic_tile(tmp_path: Path) -> None:
+    root = make_kitti(tmp_path, n=2)
+    ds = read_dataset(root)
+    ds.samples[0].ignore_regions = np.array([[50, 30, 640, 480], [900, 0, 990, 10]], np.float32)
+    src = write_dataset(ds, tmp_path / "with_dc", "kitti")
+    section = load_augmentation(overrides=["hflip=0", "scale=[1, 1]", "translate=0", "color=0", "mosaic=1"])
+    augment_dataset(src, tmp_path / "out", section, AugmentOptions(copies=1))
+    copy = next(s for s in read_dataset(tmp_path / "out").samples if s.image_id == "000_aug0")
+    x1, y1, x2, y2 = copy.ignore_regions.T
+    assert len(copy.ignore_regions) and (x1 < W / 2).any()  # at least the copy's own tile has it
+    assert ((x2 <= W / 2 + 0.01) | (x1 >= W / 2 - 0.01)).all() and ((y2 <= H / 2 + 0.01) | (y1 >= H / 2 - 0.01)).all()

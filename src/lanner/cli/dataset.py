@@ -33,6 +33,13 @@ from lanner.data.validate import validate
 
 _path_in = click.Path(exists=True, path_type=Path)
 _path_out = click.Path(path_type=Path)
+_images_option = click.option(
+    "--images",
+    type=click.Choice(["link", "copy"]),
+    default="link",
+    show_default=True,
+    help="Hard-link the images (falls back to a copy across filesystems) or copy them.",
+)
 
 # the order of the work (README's tour), not the alphabet: make or bring a set, count, look, convert, check, split
 ORDER = ("synth", "stats", "preview", "convert", "validate", "split", "augment")
@@ -71,13 +78,7 @@ def dataset() -> None:
 @click.option("--to", "to_fmt", type=click.Choice(DETECTION_FORMATS), required=True, help="Format to write.")
 @click.option("--from", "from_fmt", type=click.Choice(DETECTION_FORMATS), help="Format of SRC (default: detected).")
 @click.option("--out", "dst", type=_path_out, help="Output folder (default: <SRC>_<format> next to SRC).")
-@click.option(
-    "--images",
-    type=click.Choice(["link", "copy"]),
-    default="link",
-    show_default=True,
-    help="Hard-link the images (falls back to a copy across filesystems) or copy them.",
-)
+@_images_option
 def convert_cmd(src: Path, to_fmt: str, from_fmt: str | None, dst: Path | None, images: str) -> None:
     """Convert the detection dataset SRC to another format (labels rewritten, images hard-linked).
 
@@ -254,13 +255,7 @@ def preview_cmd(
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed: same seed, same split.")
 @click.option("--to", "to_fmt", type=click.Choice(DETECTION_FORMATS), help="Write the parts in this format.")
 @click.option("--format", "fmt", type=click.Choice(ALL_FORMATS), help="Format of PATH (default: detected).")
-@click.option(
-    "--images",
-    type=click.Choice(["link", "copy"]),
-    default="link",
-    show_default=True,
-    help="Hard-link the images (falls back to a copy across filesystems) or copy them.",
-)
+@_images_option
 def split_cmd(
     path: Path, out_dir: Path, val: float, test: float, seed: int, to_fmt: str | None, fmt: str | None, images: str
 ) -> None:

@@ -73,6 +73,16 @@ def ignored_boxes(boxes: Detections) -> np.ndarray:
     return mask
 
 
+def regions_in_image(regions: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Ignore regions ``(M, 4)`` clipped to a ``width`` x ``height`` image, those left with no area dropped.
+
+    A DontCare region past the edge would, once mosaic places the image in a quadrant, reach into the next
+    image's quadrant and hide that image's background from the loss.
+    """
+    clipped = np.clip(np.asarray(regions, np.float32).reshape(-1, 4), 0, [width, height, width, height])
+    return clipped[(clipped[:, 2] > clipped[:, 0]) & (clipped[:, 3] > clipped[:, 1])]
+
+
 def kitti_defaults(n: int) -> dict[str, np.ndarray]:
     """KITTI's extra columns with the values TAO writes for 2D-only labels."""
     return {

@@ -4,8 +4,8 @@ The first thing to do with a dataset from another tool is to look at it: are the
 classes right, did a converter swap x and y or read normalized numbers as pixels? ``preview_grid`` draws a
 seeded sample of images (``count``) in a grid, each box in its class colour (the same colours as ``lanner
 infer`` and the streaming overlay) with its class name, ignore regions (KITTI ``DontCare``, COCO crowd boxes)
-in grey with "ignore", and under each tile the image id and its box count. ``classes`` keeps only images that
-show one of those classes, so a rare class can be checked.
+in grey with "ignore", and under each tile the image id, its box count and its ignore region count. ``classes``
+keeps only images that show one of those classes, so a rare class can be checked.
 
 Example:
     >>> from lanner.data.io import read_dataset  # doctest: +SKIP
@@ -28,6 +28,7 @@ from lanner.data.images import read_image
 
 IGNORE_BGR = (160, 160, 160)
 CAPTION_PX = 22
+MAX_TILE_ASPECT = 2.0  # a tile is at most this many times as tall as it is wide
 
 
 def pick_samples(dataset: DetectionDataset, count: int, seed: int = 0, classes: Sequence[str] = ()) -> list[Sample]:
@@ -70,19 +71,33 @@ def preview_grid(
 ) -> np.ndarray:
     """The contact sheet (BGR) of ``count`` seeded samples; see the module docstring."""
     samples = pick_samples(dataset, count, seed, classes)
-    tiles = [(draw_sample(s, dataset.classes), f"{s.image_id}  ({len(s.boxes)} boxes)") for s in samples]
+    tiles = [(draw_sample(s, dataset.classes), caption(s)) for s in samples]
     return contact_sheet(tiles, tile_width, columns)
+
+
+def caption(sample: Sample) -> str:
+    """``"<image id>  (<n> boxes)"``, plus ``", <m> ignore"`` when it has ignore regions (not counted as boxes)."""
+    ignore = int(ignored_boxes(sample.boxes).sum())
+    regions = ignore + len(np.asarray(sample.ignore_regions).reshape(-1, 4))
+    more = f", {regions} ignore" if regions else ""
+    return f"{sample.image_id}  ({len(sample.boxes) - ignore} boxes{more})"
 
 
 def contact_sheet(
     tiles: Sequence[tuple[np.ndarray, str]], tile_width: int = 480, columns: int | None = None
 ) -> np.ndarray:
-    """Images with a caption under each, resized to ``tile_width`` and laid out in a white grid (BGR)."""
+    """Images with a caption under each, resized to ``tile_width`` and laid out in a white grid (BGR).
+
+    An image taller than ``MAX_TILE_ASPECT`` times its width is fitted to that height instead (white at its
+    right): a 40 x 4000 px strip would otherwise make a sheet taller than JPEG's 65535 px and never be written.
+    """
     columns = columns or min(len(tiles), max(1, round(math.sqrt(len(tiles) * 1.5))))
     shown = []
     for image, text in tiles:
-        height = max(1, round(image.shape[0] * tile_width / image.shape[1]))
-        tile = cv2.resize(image, (tile_width, height), interpolation=cv2.INTER_AREA)
+        scale = min(tile_width / image.shape[1], MAX_TILE_ASPECT * tile_width / image.shape[0])
+        size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+        tile = np.full((size[1], tile_width, 3), 255, np.uint8)
+        tile[:, : size[0]] = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
         caption = np.full((CAPTION_PX, tile_width, 3), 255, np.uint8)
         cv2.putText(caption, text, (4, CAPTION_PX - 7), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (40, 40, 40), 1, cv2.LINE_AA)
         shown.append(np.concatenate([tile, caption]))

@@ -59,7 +59,8 @@ def build_engine(
     """Build a ``Plan`` from an ONNX path, bytes or ``ModelProto`` (see module docstring).
 
     ``timer`` replaces the wall-clock tactic timing (see ``tactics.select_tactics``); ``progress(1)`` is
-    called for every layer whose tactics were chosen (once per profile).
+    called after every layer of the optimized graph, once per profile, while tactics are chosen (not at all
+    with ``tune`` off).
     """
     config = config or BuildConfig()
     raw = _model_bytes(model)

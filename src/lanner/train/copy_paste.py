@@ -23,11 +23,13 @@ Example:
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Sequence
 
 import cv2
 import numpy as np
 
+from lanner.core.errors import ConfigError, DataError
 from lanner.train.spec import CopyPasteSection
 
 Loader = Callable[[int], tuple[np.ndarray | None, np.ndarray, np.ndarray]]  # index -> (image, xyxy, class_id)
@@ -38,7 +40,7 @@ class CopyPaste:
 
     ``items_boxes`` is each training item's ``(xyxy, class_id)``; ``class_ids`` the classes whose objects
     are banked (None: every class). Objects narrower or shorter than ``section.min_size`` pixels are left
-    out (a 2-pixel crop teaches nothing).
+    out (a 2-pixel crop teaches nothing), and so is a crop that the image edge cuts below that size.
     """
 
     def __init__(
@@ -75,8 +77,48 @@ class CopyPaste:
             source, boxes, classes = load(index)
             if source is None:  # a source image that cannot be decoded (a skipped bad image): no paste from it
                 continue
-            crops.append((crop_box(source, np.asarray(boxes, np.float32).reshape(-1, 4)[k]), int(classes[k])))
+            crop = crop_box(source, np.asarray(boxes, np.float32).reshape(-1, 4)[k])
+            if min(crop.shape[:2]) >= self.section.min_size:  # a box mostly past the image edge shows a sliver
+                crops.append((crop, int(classes[k])))
         return paste_objects(image, xyxy, class_id, crops, rng, self.section)
+
+
+def build_bank(
+    items_boxes: Sequence[tuple[np.ndarray, np.ndarray]],
+    classes: Sequence[str],
+    section: CopyPasteSection,
+    where: str,
+    key: str = "copy_paste",
+) -> CopyPaste | None:
+    """The bank of ``section`` over ``items_boxes`` (class ids index ``classes``); None when ``prob`` is 0.
+
+    ``key`` is the section's place in the spec, for the messages.
+
+    Training and ``lanner dataset augment`` share it, so both refuse the same two mistakes before any work: a
+    class name not in ``classes`` (``ConfigError`` with a did-you-mean) and no object big enough to paste.
+    """
+    if section.prob == 0:
+        return None
+    classes = list(classes)
+    unknown = [name for name in section.classes if name not in classes]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], classes, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        raise ConfigError(
+            f"{key}.classes names {unknown}, which are not among the classes {classes}",
+            where=where,
+            fix=f"{hint}use those class names, or leave {key}.classes empty for all",
+        )
+    ids = [classes.index(name) for name in section.classes] if section.classes else None
+    bank = CopyPaste(items_boxes, ids, section)
+    if not len(bank):
+        raise DataError(
+            f"{key} found no object of {section.classes or 'any class'} at least {section.min_size} px wide and "
+            "high to paste",
+            where=where,
+            fix=f"lower {key}.min_size, name classes the set has, or set {key}.prob to 0",
+        )
+    return bank
 
 
 def crop_box(image: np.ndarray, xyxy: np.ndarray) -> np.ndarray:

@@ -35,7 +35,13 @@ import numpy as np
 import torch
 
 from lanner.core.errors import DataError
-from lanner.data.dataset import IGNORE_CLASS, ClassificationDataset, DetectionDataset, ignored_boxes
+from lanner.data.dataset import (
+    IGNORE_CLASS,
+    ClassificationDataset,
+    DetectionDataset,
+    ignored_boxes,
+    regions_in_image,
+)
 from lanner.data.formats.layout import Parsed, image_size
 from lanner.data.images import read_image
 from lanner.data.io import detect_format, parse_dataset, read_any
@@ -132,14 +138,16 @@ def class_mapping(dataset_classes: Sequence[str], spec_classes: Sequence[str], w
 def detection_items(dataset: DetectionDataset, spec_classes: Sequence[str], where: str) -> list[Item]:
     """The dataset's samples as ``Item`` s with class ids in the spec's order.
 
-    Ignore regions (KITTI ``DontCare``, COCO crowd boxes) come last, with class ``IGNORE_CLASS``: they travel
-    through augmentation like boxes, and the loss does not call a detection inside one a false positive.
+    Ignore regions (KITTI ``DontCare``, COCO crowd boxes) come last, with class ``IGNORE_CLASS``, clipped to the
+    image: they travel through augmentation like boxes, and the loss does not call a detection inside one a
+    false positive.
     """
     mapping = class_mapping(dataset.classes, spec_classes, where)
     items = []
     for s in dataset.samples:
         ignore = ignored_boxes(s.boxes)
         regions = np.concatenate([s.boxes.xyxy[ignore], np.asarray(s.ignore_regions, np.float32).reshape(-1, 4)])
+        regions = regions_in_image(regions, s.width, s.height)
         ids = np.concatenate([mapping[s.boxes.class_id[~ignore]], np.full(len(regions), IGNORE_CLASS)])
         xyxy = np.concatenate([s.boxes.xyxy[~ignore], regions]).astype(np.float32)
         items.append(Item(Path(s.image_path), xyxy, ids.astype(np.int64)))

@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import cv2
@@ -20,6 +21,7 @@ import numpy as np
 
 from lanner.core.detections import Detections
 from lanner.core.drawing import color_for, put_label
+from lanner.core.errors import DataError
 from lanner.data.dataset import Sample
 from lanner.data.images import read_image
 from lanner.data.preview import contact_sheet
@@ -27,6 +29,7 @@ from lanner.train.metrics.detection import ImageMatch, match_image
 
 MISSED_BGR = (40, 40, 230)
 CORRECT_BGR = (80, 200, 80)
+log = logging.getLogger(__name__)
 
 
 def worst_images(
@@ -76,15 +79,22 @@ def error_sheet(
     count: int = 12,
     tile_width: int = 480,
 ) -> np.ndarray | None:
-    """The contact sheet of the worst ``count`` images (BGR), or None when no image has an error."""
+    """The contact sheet of the worst ``count`` images (BGR), or None when no image has an error.
+
+    An image that can no longer be read (moved or deleted since it was scored) is left out with a warning:
+    the metrics are already computed, and a missing picture should not fail the evaluation.
+    """
     worst = worst_images(predictions, ground_truth, len(class_names), count)
-    if not worst:
-        return None
     tiles = []
     for index, match in worst:
+        try:
+            image = read_image(samples[index].image_path)
+        except DataError as exc:
+            log.warning("errors.jpg leaves out %s: %s", samples[index].image_path, exc)
+            continue
         caption = (
             f"{samples[index].image_id}: {len(match.missed)} missed, {len(match.false_positives)} FP, "
             f"{len(match.wrong_class)} wrong class"
         )
-        tiles.append((draw_errors(read_image(samples[index].image_path), match, class_names), caption))
-    return contact_sheet(tiles, tile_width)
+        tiles.append((draw_errors(image, match, class_names), caption))
+    return contact_sheet(tiles, tile_width) if tiles else None

@@ -12,7 +12,6 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from torch import nn
 from lanner.core.errors import ConfigError, DataError
 from lanner.data.dataset import ClassificationDataset, DetectionDataset
 from lanner.train.augment import build_augment
-from lanner.train.copy_paste import CopyPaste
+from lanner.train.copy_paste import CopyPaste, build_bank
 from lanner.train.data import (
     ClassificationTrainSet,
     DetectionTrainSet,
@@ -37,7 +36,7 @@ from lanner.train.data import (
     worker_init,
 )
 from lanner.train.distributed import Runtime
-from lanner.train.spec import ExperimentSpec
+from lanner.train.spec import CopyPasteSection, ExperimentSpec
 from lanner.train.transfer import build_model
 
 
@@ -84,30 +83,11 @@ def _replay_items(spec: ExperimentSpec, task: str, classes: list[str]) -> list[I
     return items
 
 
-def _copy_paste(spec: ExperimentSpec, items: list[Item], classes: list[str]) -> CopyPaste | None:
-    """The copy-paste bank of ``augmentation.copy_paste`` (None when its ``prob`` is 0)."""
-    section = spec.augmentation.copy_paste
-    if section.prob == 0:
-        return None
-    unknown = [name for name in section.classes if name not in classes]
-    if unknown:
-        close = difflib.get_close_matches(unknown[0], classes, n=1)
-        hint = f"did you mean '{close[0]}'? " if close else ""
-        raise ConfigError(
-            f"augmentation.copy_paste.classes names {unknown}, which the model does not predict ({classes})",
-            where=str(spec.dataset.train),
-            fix=f"{hint}use class names from dataset.classes, or leave copy_paste.classes empty for all",
-        )
-    ids = [classes.index(name) for name in section.classes] if section.classes else None
-    bank = CopyPaste([(item.xyxy, item.class_id) for item in items], ids, section)
-    if not len(bank):
-        raise DataError(
-            f"augmentation.copy_paste found no object of {section.classes or 'any class'} at least "
-            f"{section.min_size} px wide and high to paste",
-            where=str(spec.dataset.train),
-            fix="lower copy_paste.min_size, name classes the training set has, or set copy_paste.prob to 0",
-        )
-    return bank
+def _copy_paste(items: list[Item], classes: list[str], section: CopyPasteSection, where: str) -> CopyPaste | None:
+    """The copy-paste bank of ``augmentation.copy_paste`` over the training items (None when ``prob`` is 0)."""
+    return build_bank(
+        [(item.xyxy, item.class_id) for item in items], classes, section, where, "augmentation.copy_paste"
+    )
 
 
 def build_experiment(spec: ExperimentSpec, runtime: Runtime) -> Experiment:
@@ -141,7 +121,7 @@ def build_experiment(spec: ExperimentSpec, runtime: Runtime) -> Experiment:
             seed,
             cache=section.cache_images,
             augment_epochs=clean_from,
-            copy_paste=_copy_paste(spec, items, classes),
+            copy_paste=_copy_paste(items, classes, aug.copy_paste, str(section.train)),
         )
         collate = collate_detection
     else:

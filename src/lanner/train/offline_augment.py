@@ -43,12 +43,13 @@ from lanner.data.dataset import (
     Sample,
     ignored_boxes,
     kitti_defaults,
+    regions_in_image,
 )
 from lanner.data.formats.imagefolder import read_imagefolder
 from lanner.data.formats.layout import place_image
 from lanner.data.io import ALL_FORMATS, check_output_folder, detect_format, parse_dataset, write_dataset
 from lanner.train.augment import Augment, mosaic
-from lanner.train.copy_paste import CopyPaste
+from lanner.train.copy_paste import CopyPaste, build_bank
 from lanner.train.spec import AugmentationSection, load_spec
 
 # Per-box columns that still describe a box after a 2D transform; the rest are dropped or reset.
@@ -460,19 +461,11 @@ def copy_paste_bank(
     dataset: DetectionDataset | ClassificationDataset, section: AugmentationSection
 ) -> CopyPaste | None:
     """The copy-paste bank for ``section.copy_paste`` over a detection set (None when off or classification)."""
-    cp = section.copy_paste
-    if cp.prob == 0 or isinstance(dataset, ClassificationDataset):
+    if isinstance(dataset, ClassificationDataset):
         return None
-    unknown = [name for name in cp.classes if name not in dataset.classes]
-    if unknown:
-        raise UsageError(
-            f"copy_paste.classes names {unknown}, which the dataset does not have ({list(dataset.classes)})",
-            fix="use the dataset's class names, or leave copy_paste.classes empty for every class",
-        )
-    ids = [list(dataset.classes).index(name) for name in cp.classes] if cp.classes else None
     # crowd boxes are ignore regions, not objects to paste
     boxes = [(s.boxes.xyxy, np.where(ignored_boxes(s.boxes), IGNORE_CLASS, s.boxes.class_id)) for s in dataset.samples]
-    return CopyPaste(boxes, ids, cp)
+    return build_bank(boxes, dataset.classes, section.copy_paste, str(dataset.root))
 
 
 def _transformable(boxes: Detections) -> Detections:
@@ -486,7 +479,7 @@ def _transformable(boxes: Detections) -> Detections:
 def _with_regions(sample: Sample) -> Detections:
     """The transformable boxes of ``sample`` followed by its DontCare regions as rows of class ``IGNORE_CLASS``."""
     boxes = _transformable(sample.boxes)
-    regions = np.asarray(sample.ignore_regions, np.float32).reshape(-1, 4)
+    regions = regions_in_image(sample.ignore_regions, sample.width, sample.height)
     if not len(regions):
         return boxes
     data = {k: np.zeros((len(regions), *v.shape[1:]), v.dtype) for k, v in boxes.data.items()}

@@ -46,3 +46,14 @@ def test_bad_arguments_are_one_line_errors(cars: Path, tmp_path: Path, monkeypat
     assert main(["dataset", "preview", str(cars), *args]) != 0
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_an_imagefolder_set_previews_its_images_by_class(tmp_path: Path, capsys) -> None:
+    crops = tmp_path / "crops"
+    assert main(["-q", "dataset", "synth", "--crops", "body_type", "--per-class", "2", "--out", str(crops)]) == 0
+    names = sorted(p.name for p in crops.iterdir() if p.is_dir())
+    target = tmp_path / "crops.png"
+    args = ["dataset", "preview", str(crops), "--classes", names[0], "--width", "64", "-o", str(target)]
+    assert main(args) == 0
+    assert f"wrote {target} (2 of {2 * len(names)} images)" in capsys.readouterr().out
+    assert cv2.imread(str(target)).shape[1] == 2 * 64  # the class's two crops side by side

@@ -212,11 +212,11 @@ def stats_cmd(path: Path, fmt: str | None, json_file: Path | None, plot_file: Pa
 @click.option("--seed", type=int, default=0, show_default=True, help="Another seed shows other images.")
 @click.option("--classes", help="Only images that show one of these classes (comma-separated).")
 @click.option("--width", type=click.IntRange(min=64), default=480, show_default=True, help="Width of each tile, px.")
-@click.option("--format", "fmt", type=click.Choice(DETECTION_FORMATS), help="Format of PATH (default: detected).")
+@click.option("--format", "fmt", type=click.Choice(ALL_FORMATS), help="Format of PATH (default: detected).")
 def preview_cmd(
     path: Path, out_file: Path | None, count: int, seed: int, classes: str | None, width: int, fmt: str | None
 ) -> None:
-    """Draw COUNT images of the detection set at PATH with their boxes, class names and ignore regions.
+    """Draw COUNT images of the set at PATH with their boxes, class names and ignore regions (or their class).
 
     Check a set from another tool before training on it: are the boxes on the objects, the classes right?
 
@@ -237,7 +237,7 @@ def preview_cmd(
             fix=f"use one of {', '.join(PREVIEW_SUFFIXES)}",
         )
     with progress_bar("reading", None) as advance:
-        ds = read_dataset(path, fmt, progress=advance)
+        ds = read_any(path, fmt, progress=advance)
     wanted = [name.strip() for name in classes.split(",") if name.strip()] if classes else []
     grid = preview_grid(ds, count=count, seed=seed, classes=wanted, tile_width=width)
     shown = len(pick_samples(ds, count, seed, wanted))  # the same seeded pick the grid drew

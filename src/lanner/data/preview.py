@@ -1,4 +1,4 @@
-"""A contact sheet of a detection dataset: sample images with their boxes drawn, to look at before training.
+"""A contact sheet of a dataset: sample images with their boxes (or class) drawn, to look at before training.
 
 The first thing to do with a dataset from another tool is to look at it: are the boxes on the objects, are the
 classes right, did a converter swap x and y or read normalized numbers as pixels? ``preview_grid`` draws a
@@ -17,29 +17,38 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import cv2
 import numpy as np
 
 from lanner.core.drawing import draw_boxes, put_label
 from lanner.core.errors import DataError, UsageError
-from lanner.data.dataset import DetectionDataset, Sample, ignored_boxes
+from lanner.data.dataset import (
+    ClassificationDataset,
+    ClassificationSample,
+    DetectionDataset,
+    Sample,
+    ignored_boxes,
+)
 from lanner.data.images import read_image
 
 IGNORE_BGR = (160, 160, 160)
 CAPTION_PX = 22
+AnyDataset = DetectionDataset | ClassificationDataset
 MAX_TILE_ASPECT = 2.0  # a tile is at most this many times as tall as it is wide
 
 
-def pick_samples(dataset: DetectionDataset, count: int, seed: int = 0, classes: Sequence[str] = ()) -> list[Sample]:
-    """``count`` samples drawn without replacement (seeded; dataset order kept), only those showing ``classes``."""
+def pick_samples(dataset: AnyDataset, count: int, seed: int = 0, classes: Sequence[str] = ()) -> list[Any]:
+    """``count`` samples drawn without replacement (seeded; dataset order kept), only those showing ``classes``
+    (a detection image with a box of one, a classification image of one)."""
     if count < 1:
         raise UsageError(f"--count must be at least 1, got {count}")
     unknown = [name for name in classes if name not in dataset.classes]
     if unknown:
         raise UsageError(f"classes {unknown} are not in the dataset", fix=f"choose from {', '.join(dataset.classes)}")
     wanted = [dataset.classes.index(name) for name in classes]
-    pool = [s for s in dataset.samples if not wanted or np.isin(s.boxes.class_id, wanted).any()]
+    pool: list[Any] = [s for s in dataset.samples if not wanted or np.isin(_labels(s), wanted).any()]
     if not pool:
         raise DataError(f"no image shows {', '.join(classes)}", where=str(dataset.root))
     order = np.random.default_rng(seed).permutation(len(pool))[:count]
@@ -62,17 +71,26 @@ def draw_sample(sample: Sample, classes: Sequence[str]) -> np.ndarray:
 
 
 def preview_grid(
-    dataset: DetectionDataset,
+    dataset: AnyDataset,
     count: int = 16,
     seed: int = 0,
     classes: Sequence[str] = (),
     tile_width: int = 480,
     columns: int | None = None,
 ) -> np.ndarray:
-    """The contact sheet (BGR) of ``count`` seeded samples; see the module docstring."""
+    """The contact sheet (BGR) of ``count`` seeded samples; see the module docstring. An ImageFolder set's
+    tiles are its images captioned with their class and file name."""
     samples = pick_samples(dataset, count, seed, classes)
-    tiles = [(draw_sample(s, dataset.classes), caption(s)) for s in samples]
+    if isinstance(dataset, ClassificationDataset):
+        names = dataset.classes
+        tiles = [(read_image(s.image_path), f"{names[s.class_id]}  {s.image_path.name}") for s in samples]
+    else:
+        tiles = [(draw_sample(s, dataset.classes), caption(s)) for s in samples]
     return contact_sheet(tiles, tile_width, columns)
+
+
+def _labels(sample: Sample | ClassificationSample) -> np.ndarray:
+    return np.asarray([sample.class_id]) if isinstance(sample, ClassificationSample) else sample.boxes.class_id
 
 
 def caption(sample: Sample) -> str:

@@ -76,3 +76,18 @@ def test_an_image_gone_since_it_was_scored_is_left_out_of_the_sheet(tmp_path: Pa
     assert sheet is not None and sheet.shape == (40 + 22, 100, 3)  # one tile: the image still on disk
     assert "errors.jpg leaves out" in caplog.text and "gone.png" in caplog.text
     assert error_sheet(samples[:1], [nothing], [GT], ["car", "bicycle"]) is None  # nothing left to draw
+
+
+def test_a_classifiers_most_confident_mistakes_come_first(tmp_path: Path) -> None:
+    from lanner.data.dataset import ClassificationSample
+    from lanner.train.error_sheet import classification_error_sheet
+
+    samples = []
+    for i, value in enumerate((10, 100, 200)):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), np.full((20, 30, 3), value, np.uint8))
+        samples.append(ClassificationSample(tmp_path / f"{i}.png", 0))
+    logits = np.array([[0.0, 1.0], [0.0, 5.0], [3.0, 0.0]])  # images 0 and 1 wrong, 1 more confidently
+    sheet = classification_error_sheet(samples, logits, np.array([0, 0, 0]), ["cat", "dog"], tile_width=30)
+    assert sheet is not None and sheet.shape[1] == 2 * 30  # two mistakes, side by side
+    assert int(sheet[5, 5, 0]) == 100 and int(sheet[5, 35, 0]) == 10  # the surer mistake first
+    assert classification_error_sheet(samples[2:], logits[2:], np.array([0]), ["cat", "dog"]) is None

@@ -22,7 +22,7 @@ import numpy as np
 from lanner.core.detections import Detections
 from lanner.core.drawing import color_for, put_label
 from lanner.core.errors import DataError
-from lanner.data.dataset import Sample
+from lanner.data.dataset import ClassificationSample, Sample
 from lanner.data.images import read_image
 from lanner.data.preview import contact_sheet
 from lanner.train.metrics.detection import ImageMatch, match_image
@@ -97,4 +97,30 @@ def error_sheet(
             f"{len(match.wrong_class)} wrong class"
         )
         tiles.append((draw_errors(image, match, class_names), caption))
+    return contact_sheet(tiles, tile_width) if tiles else None
+
+
+def classification_error_sheet(
+    samples: Sequence[ClassificationSample],
+    logits: np.ndarray,
+    labels: np.ndarray,
+    class_names: Sequence[str],
+    count: int = 12,
+    tile_width: int = 240,
+) -> np.ndarray | None:
+    """A classifier's most confident mistakes (highest softmax score on a wrong class), captioned
+    ``true <class>, said <class> <score>``; None when every image is right."""
+    shifted = np.asarray(logits, np.float64) - np.max(logits, axis=1, keepdims=True)
+    probs = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+    said = probs.argmax(1)
+    wrong = np.flatnonzero(said != np.asarray(labels))
+    tiles = []
+    for index in wrong[np.argsort(-probs[wrong, said[wrong]], kind="stable")][:count].tolist():
+        try:
+            image = read_image(samples[index].image_path)
+        except DataError as exc:
+            log.warning("errors.jpg leaves out %s: %s", samples[index].image_path, exc)
+            continue
+        true, guess = class_names[int(labels[index])], class_names[int(said[index])]
+        tiles.append((image, f"true {true}, said {guess} {probs[index, said[index]]:.2f}"))
     return contact_sheet(tiles, tile_width) if tiles else None

@@ -4,7 +4,8 @@ Detection datasets (KITTI/COCO/YOLO) give COCO metrics (``lanner.train.metrics.d
 ImageFolder set gives top-1/top-5 and a confusion matrix. Dataset classes are matched to the model's
 classes by name, so a dataset may hold a subset of the model's classes in any order; a labelled class
 the model does not know is an error that names it. COCO ``iscrowd`` boxes are ignore regions. With
-``out_dir``, ``errors.jpg`` shows the images the detector gets most wrong (``error_sheet.py``).
+``out_dir``, ``errors.jpg`` shows the images the detector gets most wrong, or the classifier's most
+confident mistakes (``error_sheet.py``).
 
 Example:
     >>> report = evaluate_model("results/best.safetensors", "data/val", out_dir="results/eval")  # doctest: +SKIP
@@ -29,7 +30,7 @@ from lanner.core.errors import DataError, UsageError
 from lanner.core.progress import ProgressFn, advance
 from lanner.data.dataset import ClassificationDataset, DetectionDataset
 from lanner.data.images import read_image
-from lanner.train.error_sheet import error_sheet
+from lanner.train.error_sheet import classification_error_sheet, error_sheet
 from lanner.train.metrics import (
     ClassificationMetrics,
     DetectionMetrics,
@@ -126,15 +127,17 @@ def evaluate_model(
         metrics, predictions, truth = _evaluate_detection(model, ds, conf, iou, batch_size, device, max_dets, progress)
     else:
         settings = {"dataset": str(ds.root)}
-        metrics = _evaluate_classification(model, ds, batch_size, device, progress)
+        metrics, logits, labels = _evaluate_classification(model, ds, batch_size, device, progress)
     report = EvaluationReport(task, metrics, list(model_class_names(model)), len(ds), settings)
     if out_dir is not None:
         report.files = write_report(report, out_dir)
         if isinstance(ds, DetectionDataset):
             sheet = error_sheet(ds.samples, predictions, truth, report.class_names)
-            if sheet is not None:  # a perfect score has no errors to show
-                report.files["errors"] = Path(out_dir) / "errors.jpg"
-                cv2.imwrite(str(report.files["errors"]), sheet)
+        else:
+            sheet = classification_error_sheet(ds.samples, logits, labels, report.class_names)
+        if sheet is not None:  # a perfect score has no errors to show
+            report.files["errors"] = Path(out_dir) / "errors.jpg"
+            cv2.imwrite(str(report.files["errors"]), sheet)
     return report
 
 
@@ -193,7 +196,9 @@ def _evaluate_detection(
     return evaluate_detections(predictions, ground_truth, names, max_dets=max_dets), predictions, ground_truth
 
 
-def _evaluate_classification(model, ds, batch_size, device, progress) -> ClassificationMetrics:
+def _evaluate_classification(
+    model, ds, batch_size, device, progress
+) -> tuple[ClassificationMetrics, np.ndarray, np.ndarray]:
     names = list(model_class_names(model))
     used = sorted({s.class_id for s in ds.samples})
     mapping = class_mapping(ds.classes, names, used)
@@ -203,7 +208,8 @@ def _evaluate_classification(model, ds, batch_size, device, progress) -> Classif
         logits.append(predict_classes(model, [read_image(s.image_path) for s in chunk], batch_size, device))
         advance(progress, len(chunk))
     labels = mapping[np.asarray([s.class_id for s in ds.samples], np.int64)]
-    return evaluate_classification(np.concatenate(logits), labels, names)
+    scores = np.concatenate(logits)
+    return evaluate_classification(scores, labels, names), scores, labels
 
 
 def write_report(report: EvaluationReport, out_dir: str | Path) -> dict[str, Path]:

@@ -118,7 +118,7 @@ def list_images(path: Path) -> tuple[list[Path], Path]:
 
 @click.command("infer", short_help="Run a model on images: annotated copies and predictions.")
 @click.option("-m", "--model", "model_path", type=_path, required=True, help="Checkpoint (.safetensors) or .onnx.")
-@click.option("-i", "--input", "input_path", type=_path, required=True, help="An image or a folder of images.")
+@click.option("-i", "--input", "input_path", type=_path, required=True, help="An image, a folder of images or a video.")
 @click.option("-o", "--output", type=_path, required=True, help="Folder for annotated images and predictions.")
 @click.option("--format", "fmt", type=click.Choice(INFER_FORMATS), default="json", show_default=True)
 @click.option("--conf", type=_UNIT, default=0.25, show_default=True, help="Score threshold.")
@@ -143,13 +143,18 @@ def infer_cmd(
     \b
     Example:
       lanner infer -m results/best.safetensors -i d_split/val/images -o preds/ --format kitti
+      lanner infer -m det.onnx -i cams/cam0.mp4 -o preds/      # cam0_annotated.mp4 + cam0.jsonl
     """
     from lanner.train.predict import load_model, model_task
+    from lanner.train.video_infer import VIDEO_SUFFIXES
 
     make_folder(output)  # before the model runs: a file there would fail at the first annotated image
     model = load_model(model_path, device)
     if model_task(model) != "detection" and fmt != "json":
         raise UsageError(f"--format {fmt} holds boxes; a classifier's predictions are written as json")
+    if input_path.is_file() and input_path.suffix.lower() in VIDEO_SUFFIXES:
+        _infer_video(model, input_path, output, fmt, conf, iou, batch_size, device)
+        return
     paths, root = list_images(input_path)
     with progress_bar("inferring", len(paths)) as advance:
         records, failed = run_inference(model, paths, root, output, conf, iou, batch_size, device, advance)
@@ -160,6 +165,28 @@ def infer_cmd(
     )
     if failed:
         raise DataError(f"{len(failed)} of {len(paths)} images could not be read (listed above)", where=str(input_path))
+
+
+def _infer_video(model, path: Path, output: Path, fmt: str, conf, iou, batch_size, device) -> None:
+    """A video in, an annotated video and per-frame JSON lines out (``lanner.train.video_infer``)."""
+    from lanner.train.predict import model_task
+    from lanner.train.video_infer import frame_count, infer_video
+
+    if model_task(model) != "detection":
+        raise UsageError(
+            "video input needs a detector", where=str(path), fix="give a folder of images for a classifier"
+        )
+    if fmt != "json":
+        raise UsageError(
+            f"--format {fmt} is for images; a video's predictions are JSON lines", fix="leave out --format"
+        )
+    with progress_bar("frames", frame_count(path)) as advance:
+        report = infer_video(
+            model, path, output, conf=conf, iou=iou, batch_size=batch_size, device=device, progress=advance
+        )
+    out.print(f"{report.frames} frames: annotated in {report.video}, predictions in {report.predictions}", markup=False)
+    if report.error:
+        raise DataError(f"{report.error}; the frames before it are written", where=str(path))
 
 
 def run_inference(model, paths, root, output, conf, iou, batch_size, device, advance):

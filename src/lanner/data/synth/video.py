@@ -274,7 +274,7 @@ class H264Writer:
         path: str | Path,
         width: int,
         height: int,
-        fps: int,
+        fps: float,
         crf: int = 23,
         preset: str = "ultrafast",
         max_kbps: int = 0,
@@ -285,9 +285,10 @@ class H264Writer:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)  # FFmpeg only opens the file at the first packet
         self.container = av.open(str(self.path), mode="w", format="mp4", options={"fflags": "+bitexact"})
-        stream = self.container.add_stream("libx264", rate=Fraction(fps, 1))
+        rate = Fraction(fps).limit_denominator(1001)  # an int stays itself; 29.97 becomes 30000/1001
+        stream = self.container.add_stream("libx264", rate=rate)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.time_base = Fraction(1, fps)
+        stream.time_base = 1 / rate
         ctx = stream.codec_context
         ctx.thread_count = 1  # x264's bitstream depends on its thread count: fix it for same-seed-same-bytes
         ctx.color_range, ctx.colorspace, ctx.color_primaries, ctx.color_trc = 1, 6, 6, 6  # MPEG range, SMPTE 170M

@@ -123,12 +123,13 @@ def test_coco_crowd_boxes_are_ignore_regions(tmp_path: Path) -> None:
 
 
 def test_coco_crowd_boxes_are_not_trained_on(tmp_path: Path) -> None:
-    from lanner.train.data import IGNORE_CLASS, detection_items
+    from lanner.data.dataset import crowd_class
+    from lanner.train.data import detection_items
 
     ds = read_dataset(_coco(tmp_path / "c", ANNOTATIONS, CATEGORIES))
     items = {Path(i.image_path).stem: i for i in detection_items(ds, ds.classes, "test")}
     # the crowd "person" region is no object to learn: an ignore row after the objects (the loss spares it)
-    assert items["a"].class_id.tolist() == [1, 0, IGNORE_CLASS]
+    assert items["a"].class_id.tolist() == [1, 0, crowd_class(ds.classes.index("person"))]
 
 
 def test_coco_crowd_boxes_stay_crowd_in_coco_become_dontcare_in_kitti_and_vanish_in_yolo(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import torch
 
 from lanner.core.detections import Detections
 from lanner.core.errors import DataError
-from lanner.data.dataset import DetectionDataset, Sample
+from lanner.data.dataset import DetectionDataset, Sample, crowd_class
 from lanner.train.copy_paste import CopyPaste
 from lanner.train.data import IGNORE_CLASS, detection_items
 from lanner.train.loss import YOLOXLoss
@@ -24,7 +24,8 @@ def test_dontcare_regions_and_crowd_boxes_become_ignore_rows_after_the_objects()
     crowd = Detections.from_arrays([[0, 0, 10, 10], [20, 20, 40, 40]], [1, 0], data={"iscrowd": np.array([1, 0])})
     sample = Sample("a", Path("a.png"), 64, 64, crowd, ignore_regions=np.array([[50, 0, 64, 20]], np.float32))
     [item] = detection_items(DetectionDataset(Path("."), ["car", "person"], [sample]), ["person", "car"], "d")
-    assert item.class_id.tolist() == [1, IGNORE_CLASS, IGNORE_CLASS]  # car -> spec id 1; then crowd, DontCare
+    # car -> spec id 1; the crowd person (spec id 0) keeps its class as crowd_class(0) = -3; DontCare has none
+    assert item.class_id.tolist() == [1, crowd_class(0), IGNORE_CLASS] and crowd_class(0) == -3
     assert item.xyxy.tolist() == [[20, 20, 40, 40], [0, 0, 10, 10], [50, 0, 64, 20]]
 
 
@@ -34,7 +35,7 @@ def test_ignore_regions_are_clipped_to_the_image_and_dropped_when_outside_or_emp
     regions = np.array([[-20, -20, 500, 5000], [70, 0, 90, 10], [10, 10, 10, 30], [20, 5, 40, 5]], np.float32)
     sample = Sample("a", Path("a.png"), 64, 64, crowd, ignore_regions=regions)
     [item] = detection_items(DetectionDataset(Path("."), ["car"], [sample]), ["car"], "d")
-    assert item.class_id.tolist() == [IGNORE_CLASS, IGNORE_CLASS]  # the one right of the image and the empty go
+    assert item.class_id.tolist() == [crowd_class(0), IGNORE_CLASS]  # the one right of the image and the empty go
     assert item.xyxy.tolist() == [[0, 50, 30, 64], [0, 0, 64, 64]]
 
 
@@ -123,3 +124,28 @@ def test_validation_during_training_scores_dontcare_as_ignore_boxes(
     regions = first.xyxy[first.data["ignore"]]
     assert len(regions) == len(labelled) and len(regions) > 0  # the region once per labelled class
     assert {int(c) for c in first.class_id[first.data["ignore"]]} == labelled
+
+
+def test_validation_during_training_keeps_a_crowd_boxs_class(
+    synth_sets: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conftest import tiny_spec
+
+    import lanner.train.metrics as metrics
+    from lanner.data.io import read_dataset, write_dataset
+    from lanner.train.spec import load_spec
+    from lanner.train.trainer import train
+
+    val = read_dataset(synth_sets["val"])
+    first = val.samples[0]
+    crowd = Detections.from_arrays([[0, 0, 40, 30]], [val.classes.index("person")], data={"iscrowd": np.array([1])})
+    plain = Detections.from_arrays(first.boxes.xyxy, first.boxes.class_id, data={"iscrowd": np.zeros(len(first.boxes))})
+    first.boxes = Detections.merge([plain, crowd])
+    val_dir = write_dataset(val, tmp_path / "val_coco", "coco")
+    seen: list = []
+    real = metrics.evaluate_detections
+    monkeypatch.setattr(metrics, "evaluate_detections", lambda p, t, *a, **k: seen.append(t) or real(p, t, *a, **k))
+    train(load_spec(data=tiny_spec(synth_sets["train"], val_dir, training={"epochs": 1})), tmp_path / "run")
+    truth = seen[-1][0]
+    ignored = truth.class_id[truth.data["ignore"]].tolist()
+    assert ignored == [val.classes.index("person")]  # one ignore box, of the crowd's own class

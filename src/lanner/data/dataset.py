@@ -61,7 +61,13 @@ class DetectionDataset:
 
 
 IGNORE_CLASS = -2
-"""The class id training and augmentation give an ignore region row (targets pad with -1)."""
+"""The class id training and augmentation give a class-less ignore region row (KITTI ``DontCare``). A crowd box
+of class ``c`` gets ``crowd_class(c)``, below it; every id <= ``IGNORE_CLASS`` is an ignore region (-1 pads)."""
+
+
+def crowd_class(class_id: np.ndarray | int) -> np.ndarray:
+    """The row id of a crowd box of class ``class_id`` (its own inverse: ``crowd_class(crowd_class(c)) == c``)."""
+    return IGNORE_CLASS - 1 - np.asarray(class_id)
 
 
 def ignored_boxes(boxes: Detections) -> np.ndarray:

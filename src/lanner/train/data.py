@@ -39,8 +39,8 @@ from lanner.data.dataset import (
     IGNORE_CLASS,
     ClassificationDataset,
     DetectionDataset,
+    crowd_class,
     ignored_boxes,
-    regions_in_image,
 )
 from lanner.data.formats.layout import Parsed, image_size
 from lanner.data.images import read_image
@@ -138,18 +138,24 @@ def class_mapping(dataset_classes: Sequence[str], spec_classes: Sequence[str], w
 def detection_items(dataset: DetectionDataset, spec_classes: Sequence[str], where: str) -> list[Item]:
     """The dataset's samples as ``Item`` s with class ids in the spec's order.
 
-    Ignore regions (KITTI ``DontCare``, COCO crowd boxes) come last, with class ``IGNORE_CLASS``, clipped to the
-    image: they travel through augmentation like boxes, and the loss does not call a detection inside one a
-    false positive.
+    Ignore regions come last, clipped to the image: COCO crowd boxes with ``crowd_class`` of their class, KITTI
+    ``DontCare`` regions with ``IGNORE_CLASS``. They travel through augmentation like boxes; the loss does not
+    call a detection inside one a false positive, and validation scores them as pycocotools and KITTI do.
     """
     mapping = class_mapping(dataset.classes, spec_classes, where)
     items = []
     for s in dataset.samples:
         ignore = ignored_boxes(s.boxes)
-        regions = np.concatenate([s.boxes.xyxy[ignore], np.asarray(s.ignore_regions, np.float32).reshape(-1, 4)])
-        regions = regions_in_image(regions, s.width, s.height)
-        ids = np.concatenate([mapping[s.boxes.class_id[~ignore]], np.full(len(regions), IGNORE_CLASS)])
-        xyxy = np.concatenate([s.boxes.xyxy[~ignore], regions]).astype(np.float32)
+        dontcare = np.asarray(s.ignore_regions, np.float32).reshape(-1, 4)
+        regions = np.concatenate([s.boxes.xyxy[ignore], dontcare])
+        region_ids = np.concatenate(
+            [crowd_class(mapping[s.boxes.class_id[ignore]]), np.full(len(dontcare), IGNORE_CLASS)]
+        )
+        size = [s.width, s.height, s.width, s.height]
+        regions = np.clip(regions, 0, size)  # past the edge, mosaic would carry a region into a neighbour's tile
+        kept = (regions[:, 2] > regions[:, 0]) & (regions[:, 3] > regions[:, 1])
+        ids = np.concatenate([mapping[s.boxes.class_id[~ignore]], region_ids[kept]])
+        xyxy = np.concatenate([s.boxes.xyxy[~ignore], regions[kept]]).astype(np.float32)
         items.append(Item(Path(s.image_path), xyxy, ids.astype(np.int64)))
     return items
 

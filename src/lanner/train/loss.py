@@ -52,9 +52,9 @@ def aligned_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 class YOLOXLoss:
     """Callable ``(raw outputs, targets (B, M, 5) [class, x1, y1, x2, y2], class -1 = padding) -> parts``.
 
-    Rows of class ``IGNORE_CLASS`` (-2) are ignore regions: no anchor is assigned to them, and background
-    anchor points inside one add no objectness loss (a detector is not taught that unlabelled cars there
-    are background).
+    Rows of class ``IGNORE_CLASS`` (-2) or below (crowd boxes) are ignore regions: no anchor is assigned to
+    them, and background anchor points inside one add no objectness loss (a detector is not taught that
+    unlabelled cars there are background).
 
     ``fg_normaliser`` maps this process's foreground count to the divisor (DDP: the mean over ranks),
     so N processes produce the gradients one process would on the whole global batch.
@@ -73,7 +73,7 @@ class YOLOXLoss:
         self.fg_normaliser = fg_normaliser
 
     def __call__(self, raw: list[torch.Tensor], targets: torch.Tensor) -> dict[str, torch.Tensor]:
-        regions = bool((targets[..., 0] == IGNORE_CLASS).any())  # asked before the copy: no device sync
+        regions = bool((targets[..., 0] <= IGNORE_CLASS).any())  # asked before the copy: no device sync
         with torch.autocast(device_type=raw[0].device.type, enabled=False):
             return self._loss([r.float() for r in raw], targets.float().to(raw[0].device), regions)
 
@@ -112,7 +112,7 @@ class YOLOXLoss:
     def _outside_ignore(targets: torch.Tensor, centres: torch.Tensor, fg_mask: torch.Tensor) -> torch.Tensor:
         """Objectness weight ``(B, N)``: 0 for a background anchor point inside an ignore region (KITTI DontCare,
         COCO crowd; class ``IGNORE_CLASS``), whose objects are unlabelled, else 1."""
-        regions = targets[..., 0] == IGNORE_CLASS  # (B, M)
+        regions = targets[..., 0] <= IGNORE_CLASS  # (B, M): DontCare and crowd rows
         box = targets[..., 1:5]
         x, y = centres[None, None, :, 0], centres[None, None, :, 1]  # (1, 1, N)
         inside = (x >= box[..., 0:1]) & (x <= box[..., 2:3]) & (y >= box[..., 1:2]) & (y <= box[..., 3:4])

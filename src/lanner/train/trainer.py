@@ -32,6 +32,7 @@ from lanner.core.config import save_config
 from lanner.core.errors import DataError
 from lanner.core.folders import make_folder
 from lanner.core.progress import ProgressFn, advance
+from lanner.data.dataset import crowd_class
 from lanner.models import save_checkpoint
 from lanner.train.checkpointing import restore_training, save_training
 from lanner.train.data import IGNORE_CLASS, input_spec, normalise_pixels
@@ -206,14 +207,14 @@ class Fit:
         predictions, rows = [], []
         for images, targets in loader:
             predictions += model.predict(self.prepare(images), ev.conf, ev.iou, max_det=100)
-            rows += [t[t[:, 0] != -1] for t in targets.numpy()]  # -1 pads; IGNORE_CLASS rows are ignore regions
+            rows += [t[t[:, 0] != -1] for t in targets.numpy()]  # -1 pads; <= IGNORE_CLASS: ignore regions
         labelled = np.unique(np.concatenate([t[t[:, 0] >= 0, 0] for t in rows] or [np.zeros(0)])).astype(np.int64)
         truth = []
         for t in rows:
-            real, region = t[t[:, 0] >= 0], t[t[:, 0] == IGNORE_CLASS, 1:5]
-            truth.append(
-                ground_truth(real[:, 1:5], real[:, 0].astype(int), np.zeros(len(real), bool), region, labelled)
-            )
+            boxes = t[(t[:, 0] >= 0) | (t[:, 0] < IGNORE_CLASS)]  # objects and crowd boxes (class-specific)
+            crowd = boxes[:, 0] < IGNORE_CLASS
+            ids = np.where(crowd, crowd_class(boxes[:, 0].astype(int)), boxes[:, 0].astype(int))
+            truth.append(ground_truth(boxes[:, 1:5], ids, crowd, t[t[:, 0] == IGNORE_CLASS, 1:5], labelled))
         metrics = evaluate_detections(predictions, truth, self.exp.class_names)
         return {"mAP": metrics.map, "mAP50": metrics.map50, "mAP75": metrics.map75}, metrics
 
@@ -268,7 +269,7 @@ def _data_counts(exp: Any) -> dict[str, int]:
     items = getattr(exp.train_set, "items", [])
     if exp.task != "detection":
         return {"images": len(items)}
-    regions = sum(int((item.class_id == IGNORE_CLASS).sum()) for item in items)
+    regions = sum(int((item.class_id <= IGNORE_CLASS).sum()) for item in items)
     boxes = sum(int((item.class_id >= 0).sum()) for item in items)
     return {"images": len(items), "boxes": boxes, "ignore_regions": regions}
 

@@ -85,8 +85,14 @@ def regions_in_image(regions: np.ndarray, width: int, height: int) -> np.ndarray
     A DontCare region past the edge would, once mosaic places the image in a quadrant, reach into the next
     image's quadrant and hide that image's background from the loss.
     """
-    clipped = np.clip(np.asarray(regions, np.float32).reshape(-1, 4), 0, [width, height, width, height])
-    return clipped[(clipped[:, 2] > clipped[:, 0]) & (clipped[:, 3] > clipped[:, 1])]
+    clipped, kept = clip_to_image(regions, width, height)
+    return clipped[kept]
+
+
+def clip_to_image(xyxy: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(boxes clipped to the image, bool per box: it still has an area)``."""
+    clipped = np.clip(np.asarray(xyxy, np.float32).reshape(-1, 4), 0, [width, height, width, height])
+    return clipped, (clipped[:, 2] > clipped[:, 0]) & (clipped[:, 3] > clipped[:, 1])
 
 
 def kitti_defaults(n: int) -> dict[str, np.ndarray]:

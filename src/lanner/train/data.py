@@ -39,6 +39,7 @@ from lanner.data.dataset import (
     IGNORE_CLASS,
     ClassificationDataset,
     DetectionDataset,
+    clip_to_image,
     crowd_class,
     ignored_boxes,
 )
@@ -151,9 +152,7 @@ def detection_items(dataset: DetectionDataset, spec_classes: Sequence[str], wher
         region_ids = np.concatenate(
             [crowd_class(mapping[s.boxes.class_id[ignore]]), np.full(len(dontcare), IGNORE_CLASS)]
         )
-        size = [s.width, s.height, s.width, s.height]
-        regions = np.clip(regions, 0, size)  # past the edge, mosaic would carry a region into a neighbour's tile
-        kept = (regions[:, 2] > regions[:, 0]) & (regions[:, 3] > regions[:, 1])
+        regions, kept = clip_to_image(regions, s.width, s.height)  # past the edge, mosaic spreads a region
         ids = np.concatenate([mapping[s.boxes.class_id[~ignore]], region_ids[kept]])
         xyxy = np.concatenate([s.boxes.xyxy[~ignore], regions[kept]]).astype(np.float32)
         items.append(Item(Path(s.image_path), xyxy, ids.astype(np.int64)))

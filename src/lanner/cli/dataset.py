@@ -227,7 +227,7 @@ def preview_cmd(
     """
     import cv2
 
-    from lanner.data.preview import pick_samples, preview_grid
+    from lanner.data.preview import draw_preview, pick_samples
 
     target = out_file or Path(f"{_root(path).name}_preview.jpg")
     if target.suffix.lower() not in PREVIEW_SUFFIXES:  # before reading: a big dataset takes a while
@@ -239,12 +239,12 @@ def preview_cmd(
     with progress_bar("reading", None) as advance:
         ds = read_any(path, fmt, progress=advance)
     wanted = [name.strip() for name in classes.split(",") if name.strip()] if classes else []
-    grid = preview_grid(ds, count=count, seed=seed, classes=wanted, tile_width=width)
-    shown = len(pick_samples(ds, count, seed, wanted))  # the same seeded pick the grid drew
+    samples = pick_samples(ds, count, seed, wanted)
+    grid = draw_preview(ds, samples, tile_width=width)
     with writing(target, "preview"):
         if not cv2.imwrite(str(target), grid):
             raise OSError(0, "OpenCV could not write the file")
-    out.print(f"wrote {target} ({shown} of {len(ds.samples)} images)", markup=False)
+    out.print(f"wrote {target} ({len(samples)} of {len(ds.samples)} images)", markup=False)
 
 
 @dataset.command("split", short_help="Split a dataset at random into train/val(/test) sets.")

@@ -78,9 +78,15 @@ def preview_grid(
     tile_width: int = 480,
     columns: int | None = None,
 ) -> np.ndarray:
-    """The contact sheet (BGR) of ``count`` seeded samples; see the module docstring. An ImageFolder set's
-    tiles are its images captioned with their class and file name."""
-    samples = pick_samples(dataset, count, seed, classes)
+    """The contact sheet (BGR) of ``count`` seeded samples; see the module docstring."""
+    return draw_preview(dataset, pick_samples(dataset, count, seed, classes), tile_width, columns)
+
+
+def draw_preview(
+    dataset: AnyDataset, samples: Sequence[Any], tile_width: int = 480, columns: int | None = None
+) -> np.ndarray:
+    """The contact sheet of ``samples`` (from ``pick_samples``). An ImageFolder set's tiles are its images
+    captioned with their class and file name."""
     if isinstance(dataset, ClassificationDataset):
         names = dataset.classes
         tiles = [(read_image(s.image_path), f"{names[s.class_id]}  {s.image_path.name}") for s in samples]

@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from lanner.core.errors import ConfigError, DataError
+from lanner.data.dataset import IGNORE_CLASS, ClassificationDataset, DetectionDataset, ignored_boxes
 from lanner.train.spec import CopyPasteSection
 
 Loader = Callable[[int], tuple[np.ndarray | None, np.ndarray, np.ndarray]]  # index -> (image, xyxy, class_id)
@@ -119,6 +120,17 @@ def build_bank(
             fix=f"lower {key}.min_size, name classes the set has, or set {key}.prob to 0",
         )
     return bank
+
+
+def dataset_bank(dataset: DetectionDataset | ClassificationDataset, section: CopyPasteSection) -> CopyPaste | None:
+    """``build_bank`` over a dataset on disk (``lanner dataset augment``); None for a classification set.
+
+    Crowd boxes are ignore regions, not objects to paste.
+    """
+    if isinstance(dataset, ClassificationDataset):
+        return None
+    boxes = [(s.boxes.xyxy, np.where(ignored_boxes(s.boxes), IGNORE_CLASS, s.boxes.class_id)) for s in dataset.samples]
+    return build_bank(boxes, dataset.classes, section, str(dataset.root))
 
 
 def crop_box(image: np.ndarray, xyxy: np.ndarray) -> np.ndarray:

@@ -41,7 +41,6 @@ from lanner.data.dataset import (
     ClassificationDataset,
     DetectionDataset,
     Sample,
-    ignored_boxes,
     kitti_defaults,
     regions_in_image,
 )
@@ -49,7 +48,7 @@ from lanner.data.formats.imagefolder import read_imagefolder
 from lanner.data.formats.layout import place_image
 from lanner.data.io import ALL_FORMATS, check_output_folder, detect_format, parse_dataset, write_dataset
 from lanner.train.augment import Augment, mosaic
-from lanner.train.copy_paste import CopyPaste, build_bank
+from lanner.train.copy_paste import dataset_bank
 from lanner.train.spec import AugmentationSection, load_spec
 
 # Per-box columns that still describe a box after a 2D transform; the rest are dropped or reset.
@@ -197,7 +196,7 @@ def prepare_augment(
     else:
         dataset = _read_detection(src, fmt, options.skip_bad, report)
     names = _output_names(dataset, options)
-    copy_paste_bank(dataset, section)  # its class names are checked now, before anything is written
+    dataset_bank(dataset, section.copy_paste)  # its class names are checked now, before anything is written
     _check_output(src_root, dst, options.force)
     return AugmentJob(src_root, dst, section, options, dataset, names, report)
 
@@ -355,7 +354,7 @@ class _SampleAugmenter:
     def __init__(self, plan: _Plan) -> None:
         self.plan, self.augment = plan, Augment(plan.section)
         self.bad: set[int] = set()
-        self.paste = copy_paste_bank(plan.dataset, plan.section)
+        self.paste = dataset_bank(plan.dataset, plan.section.copy_paste)
 
     def __call__(self, index: int) -> _Done:
         done = _Done(index)
@@ -437,13 +436,7 @@ class _SampleAugmenter:
             return self._read(i, done), samples[i].boxes.xyxy, samples[i].boxes.class_id
 
         out, xyxy, class_id = self.paste(image, boxes.xyxy, boxes.class_id, rng, load)
-        new = len(xyxy) - len(boxes)
-        if not new:
-            return image, boxes
-        data = {k: np.zeros((new, *v.shape[1:]), v.dtype) for k, v in boxes.data.items()}
-        return out, Detections.merge(
-            [boxes, Detections.from_arrays(xyxy[len(boxes) :], class_id[len(boxes) :], data=data)]
-        )
+        return out, _appended(boxes, xyxy[len(boxes) :], class_id[len(boxes) :])
 
     def _classification(self, index: int, image: np.ndarray, done: _Done) -> None:
         sample, options = self.plan.dataset.samples[index], self.plan.options
@@ -457,17 +450,6 @@ class _SampleAugmenter:
         done.images_out = options.copies + int(options.keep_originals)
 
 
-def copy_paste_bank(
-    dataset: DetectionDataset | ClassificationDataset, section: AugmentationSection
-) -> CopyPaste | None:
-    """The copy-paste bank for ``section.copy_paste`` over a detection set (None when off or classification)."""
-    if isinstance(dataset, ClassificationDataset):
-        return None
-    # crowd boxes are ignore regions, not objects to paste
-    boxes = [(s.boxes.xyxy, np.where(ignored_boxes(s.boxes), IGNORE_CLASS, s.boxes.class_id)) for s in dataset.samples]
-    return build_bank(boxes, dataset.classes, section.copy_paste, str(dataset.root))
-
-
 def _transformable(boxes: Detections) -> Detections:
     """The box columns that survive a 2D transform; a full KITTI set keeps its 3D columns, reset to defaults."""
     data = {k: v for k, v in boxes.data.items() if k in KEPT_COLUMNS}
@@ -478,12 +460,16 @@ def _transformable(boxes: Detections) -> Detections:
 
 def _with_regions(sample: Sample) -> Detections:
     """The transformable boxes of ``sample`` followed by its DontCare regions as rows of class ``IGNORE_CLASS``."""
-    boxes = _transformable(sample.boxes)
     regions = regions_in_image(sample.ignore_regions, sample.width, sample.height)
-    if not len(regions):
+    return _appended(_transformable(sample.boxes), regions, np.full(len(regions), IGNORE_CLASS))
+
+
+def _appended(boxes: Detections, xyxy: np.ndarray, class_id: np.ndarray) -> Detections:
+    """``boxes`` followed by new rows (pasted objects, ignore regions) whose data columns are zeros."""
+    if not len(xyxy):
         return boxes
-    data = {k: np.zeros((len(regions), *v.shape[1:]), v.dtype) for k, v in boxes.data.items()}
-    return Detections.merge([boxes, Detections.from_arrays(regions, np.full(len(regions), IGNORE_CLASS), data=data)])
+    data = {k: np.zeros((len(xyxy), *v.shape[1:]), v.dtype) for k, v in boxes.data.items()}
+    return Detections.merge([boxes, Detections.from_arrays(xyxy, class_id, data=data)])
 
 
 def _merge(items: Sequence[Detections]) -> Detections:

@@ -117,9 +117,9 @@ class Fit:
     def loss(self, images: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp):
             out = self.net(images)
-        if self.exp.task == "detection":
+        if self.exp.task == "detection":  # the loss copies the targets itself, after reading them on the host
             return self.loss_fn(out, targets)
-        return {"total": nn.functional.cross_entropy(out.float(), targets)}
+        return {"total": nn.functional.cross_entropy(out.float(), targets.to(self.rt.device, non_blocking=True))}
 
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
         """A loader batch (uint8 NCHW) → normalised float32 on the device, channels-last when enabled."""
@@ -129,9 +129,8 @@ class Fit:
     def train_step(self, images: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
         """One optimizer step; returns the loss parts as detached device tensors (reading them syncs)."""
         factor = self.schedule.apply(self.optimizer, self.step)
-        device = self.rt.device
         images = self.prepare(images)
-        parts = self.loss(images, targets.to(device, non_blocking=True))
+        parts = self.loss(images, targets)  # targets stay on the host here (see ``loss``)
         parts["total"].backward()
         if self.spec.training.grad_clip > 0:
             params = [p for g in self.optimizer.param_groups for p in g["params"]]

@@ -31,6 +31,7 @@ from lanner.core.errors import UsageError
 from lanner.core.progress import ProgressFn
 from lanner.engine.calibrate.cache import DEFAULT_TRT_VERSION, METHOD_ALGORITHM, read_cache, write_cache
 from lanner.engine.calibrate.collect import collect_statistics
+from lanner.engine.calibrate.histogram import Histogram
 from lanner.engine.calibrate.images import DEFAULT_COUNT, Preprocess, iter_batches, list_images
 from lanner.engine.calibrate.methods import DEFAULT_PERCENTILE, compute_amax
 from lanner.engine.calibrate.qdq import (
@@ -92,14 +93,16 @@ def calibrate_ranges(
 ) -> dict[str, float]:
     """Activation name → amax by ``method`` over ``batches`` (for every float activation of ``graph``)."""
     compute_amax_check(method, percentile)
-    stats = collect_statistics(graph, batches, backend=backend, progress=progress)
+    return amax_of(collect_statistics(graph, batches, backend=backend, progress=progress), method, percentile)
+
+
+def amax_of(stats: dict[str, Histogram], method: str, percentile: float) -> dict[str, float]:
+    """Activation name → amax by ``method`` from the collected histograms."""
     return {name: compute_amax(hist, method, percentile=percentile) for name, hist in stats.items()}
 
 
 def compute_amax_check(method: str, percentile: float) -> None:
     """Fail before the (long) collection when ``method`` or ``percentile`` is wrong."""
-    from lanner.engine.calibrate.histogram import Histogram
-
     compute_amax(Histogram(), method, percentile=percentile)
 
 
@@ -146,7 +149,7 @@ def calibrate_model(
         preprocess = Preprocess.from_graph(graph)
         batches = iter_batches(paths, preprocess, batch)
         stats = collect_statistics(graph, batches, backend=backend, progress=progress)
-        amax = {name: compute_amax(hist, method, percentile=percentile) for name, hist in stats.items()}
+        amax = amax_of(stats, method, percentile)
         algorithm, used, version = METHOD_ALGORITHM[method], len(paths), trt_version
     result = quantize(graph, amax, exclude=exclude)
     header = {"algorithm": algorithm, "version": version}

@@ -33,7 +33,9 @@ def main() -> None:
     p.add_argument("--extend-lr-scale", type=float, default=0.5, help="extension lr = base lr x this")
     p.add_argument("--mosaic", type=float, default=None, help="mosaic probability while extending (default 0.5)")
     p.add_argument("--copy-paste", type=float, default=0.0, help="probability of pasting road signs into an image")
+    p.add_argument("--paste-max", type=int, default=3, help="most road signs pasted into one image (or mosaic tile)")
     p.add_argument("--base-only", action="store_true", help="train the 3-class base, copy its checkpoint, stop")
+    p.add_argument("--data-only", action="store_true", help="render and cache this recipe's data, then stop")
     p.add_argument("--base-checkpoint", type=Path, default=None, help="a base from an earlier --base-only run")
     args = p.parse_args()
     if args.base_checkpoint is not None and not args.base_checkpoint.is_file():
@@ -51,6 +53,8 @@ def main() -> None:
     # cached by count: recipes with different --replay share one data folder
     replay = subset(full, data / f"replay_{args.replay}{suffix}", args.replay, seed=1, without=NEW)
     replay_3class = drop_class(replay, data / f"replay_{args.replay}{suffix}_3class", NEW)
+    if args.data_only:  # recipes that run at once then only read the cache (no two render one folder)
+        return
 
     if args.base_checkpoint is None:
         base_run = run(base_spec(args, base, val3, epochs=60), args.out / "base")
@@ -71,7 +75,7 @@ def main() -> None:
     if args.mosaic is not None:
         spec["augmentation"]["mosaic"] = args.mosaic
     if args.copy_paste:
-        spec["augmentation"]["copy_paste"] = {"prob": args.copy_paste, "classes": [NEW], "max_objects": 3}
+        spec["augmentation"]["copy_paste"] = {"prob": args.copy_paste, "classes": [NEW], "max_objects": args.paste_max}
     spec["training"]["batch_size"] = min(spec["training"]["batch_size"], 16)
     spec["evaluation"]["interval"] = args.extend_eval_interval if not args.smoke else 1
     extended = run(spec, args.out / "extended")
@@ -99,6 +103,7 @@ def main() -> None:
                 "lr_scale": args.extend_lr_scale,
                 "mosaic": spec["augmentation"]["mosaic"],
                 "copy_paste": args.copy_paste,
+                "paste_max": args.paste_max,
             },
             "passed": bool(drop_points <= 2 and ext_val["AP50"][NEW] >= 0.7),
         },

@@ -17,8 +17,8 @@
 #   RECIPES="--copy-paste 0.5;--mosaic 1.0" bash experiments/gpu_session.sh classext-multi
 #                              # one 3-class base, then one extension per ';'-separated recipe, all at once on
 #                              # the one GPU (runs/cx<i>, sharing runs/classext/data); a base left on a warm
-#                              # machine by an earlier call is reused. A --replay count new to the data folder
-#                              # is rendered by the recipe that asks for it: give each new count one recipe.
+#                              # machine by an earlier call is reused. Every recipe's data is rendered first,
+#                              # one recipe at a time, so recipes may share a --replay count.
 # Each job runs under `timeout` and copies its log and result.json to $OUT (default: runs/out).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -62,6 +62,9 @@ multi() {  # the classext-multi job (see the header)
   [ -f $base ] || python3 experiments/class_extension.py --out runs/classext --workers 14 --base-only ${BASE_ARGS:-} || return 1
   find runs -name 'epoch_*.safetensors' -delete  # room on the disk for the runs below
   IFS=';' read -ra recipes <<< "$RECIPES"
+  for r in "${recipes[@]}"; do  # each recipe's data (its --replay count) rendered once, before any starts
+    python3 experiments/class_extension.py --out runs/classext --workers 14 --data-only $r || return 1
+  done
   for r in "${recipes[@]}"; do
     mkdir -p runs/cx$i && ln -sfn ../classext/data runs/cx$i/data && rm -rf runs/cx$i/result.json runs/cx$i/extended
     echo "cx$i: $r"

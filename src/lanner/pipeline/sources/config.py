@@ -41,7 +41,9 @@ class SourceConfig(Section):
     ``loop`` restarts a file at its end; ``timeout_s`` is how long a live source may go without a
     frame before it is treated as dead and reconnected; ``fps`` is the frame rate given to an image folder
     and to raw .h264/.h265 streams (they carry no timestamps). ``hwaccel: cuda`` decodes files and RTSP
-    on the GPU's NVDEC (``gpu_id``) through PyAV; frames are then copied to host memory.
+    on the GPU's NVDEC (``gpu_id``) through PyAV, which needs an FFmpeg built with NVDEC (PyAV's pip wheels
+    have none); ``hwaccel: nvdec`` decodes files on NVDEC through PyNvVideoCodec (``pip install
+    PyNvVideoCodec``). Either way frames are then copied to host memory.
     """
 
     uri: str
@@ -60,7 +62,7 @@ class SourceConfig(Section):
     reconnect_attempts: int = -1
     rtsp_transport: Literal["tcp", "udp"] = "tcp"
     decode_threads: int = 0
-    hwaccel: Literal["none", "cuda"] = "none"
+    hwaccel: Literal["none", "cuda", "nvdec"] = "none"
     gpu_id: int = 0
 
     @field_validator("uri", mode="before")
@@ -100,6 +102,9 @@ class SourceConfig(Section):
         if self.hwaccel != "none" and self.kind not in ("file", "rtsp"):
             raise ConfigError(f"hwaccel applies to files and RTSP, not {self.kind}", where="sources[].hwaccel",
                               fix="remove hwaccel from this source")  # fmt: skip
+        if self.hwaccel == "nvdec" and self.kind != "file":
+            fix = "use hwaccel: cuda (PyAV with an NVDEC-enabled FFmpeg) or none for this source"
+            raise ConfigError(f"hwaccel: nvdec decodes files, not {self.kind}", where="sources[].hwaccel", fix=fix)
         if self.kind in LIVE_TYPES and (self.loop or self.realtime):
             raise ConfigError(
                 f"loop/realtime apply to files, not {self.kind}",

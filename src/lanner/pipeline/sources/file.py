@@ -1,5 +1,7 @@
 """``FileSource``: MP4 / MKV / raw .h264 / .h265 files decoded by PyAV (FFmpeg) with frame threading.
 
+With ``hwaccel: nvdec`` PyNvVideoCodec decodes the file on the GPU instead (``lanner.pipeline.sources.nvdec``).
+
 ``thread_type="AUTO"`` lets FFmpeg decode several frames at once (frame threading), which is what makes
 software H.264 decode keep up at 720p on a small CPU. ``pts_ns`` comes from the stream's time base and
 counts from the file's first frame (0); raw elementary streams (.h264/.h265) carry no timestamps and
@@ -25,6 +27,7 @@ import numpy as np
 
 from lanner.core.errors import SourceError
 from lanner.pipeline.sources.base import Source, SourceInfo
+from lanner.pipeline.sources.nvdec import NvdecReader
 
 log = logging.getLogger("lanner.pipeline.sources")
 
@@ -62,8 +65,8 @@ def open_av(
 
 
 def hwaccel_of(config: Any) -> tuple[str, int] | None:
-    """``(device_type, gpu_id)`` when the source decodes on a GPU, else ``None``."""
-    return None if config.hwaccel == "none" else (config.hwaccel, config.gpu_id)
+    """``(device_type, gpu_id)`` when PyAV decodes the source on a GPU, else ``None`` (``nvdec`` is not PyAV's)."""
+    return None if config.hwaccel in ("none", "nvdec") else (config.hwaccel, config.gpu_id)
 
 
 def video_stream(container: Any, where: str, threads: int = 0) -> Any:
@@ -149,6 +152,10 @@ class FileSource(Source):
             raise SourceError("file not found", where=self.where, fix="check the path (relative to where you run)")
         raw = self.path.lower().endswith(RAW_SUFFIXES)
         self.options = {"framerate": f"{config.fps:g}"} if raw else {}
+        if config.hwaccel == "nvdec":  # PyNvVideoCodec opens the file itself: probe it the same way
+            reader = NvdecReader(self.path, config.gpu_id, self.where)
+            self.info = SourceInfo(reader.width, reader.height, reader.fps, "nvdec")
+            return
         container = open_av(self.path, self.where, self.options)  # probe now: a bad file fails at construction
         try:
             self.info = stream_info(video_stream(container, self.where))
@@ -168,6 +175,14 @@ class FileSource(Source):
 
     def _decode_once(self, offset_ns: int) -> Iterator[tuple[int, np.ndarray]]:
         """One pass over the file; returns the last pts (``None`` if it had no frame)."""
+        if self.config.hwaccel == "nvdec":
+            last = None
+            for pts_ns, image in NvdecReader(self.path, self.config.gpu_id, self.where).frames(self.config.fps):
+                last = offset_ns + pts_ns
+                yield last, image
+                if self._stop.is_set():
+                    break
+            return last
         container = open_av(self.path, self.where, self.options, hwaccel=hwaccel_of(self.config))
         try:
             stream = video_stream(container, self.where, self.config.decode_threads)

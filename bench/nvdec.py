@@ -12,9 +12,12 @@ stream count N, all in one process run:
   preprocessing do). Sources run in lockstep, as nvstreammux does for files.
 
 For each N it prints aggregate frames/s, the slowest stream's frames/s, and whether every stream kept
-30 frames/s. Needs a GPU with NVDEC, torch with CUDA and ``PyNvVideoCodec`` (``pip install PyNvVideoCodec``).
+30 frames/s. ``--pipeline-sources 4`` then runs lanner's own ``FileSource`` that many at once, looping the clip,
+with ``hwaccel: nvdec`` and with PyAV on the CPU, in alternating rounds, and prints frames/s and the process
+CPU time per frame of each (BGR frames on the host, as the pipeline takes them) with their ratio.
+Needs a GPU with NVDEC, torch with CUDA and ``PyNvVideoCodec`` (``pip install PyNvVideoCodec``).
 
-    python bench/nvdec.py [--clip cam0.mp4] [--streams 1,32,64,128,160,192] [--seconds 6]
+    python bench/nvdec.py [--clip cam0.mp4] [--streams 1,32,64,128,160,192] [--seconds 6] [--pipeline-sources 4]
 """
 
 from __future__ import annotations
@@ -141,6 +144,41 @@ def run_case(nvc, clip: Path, n: int, batch: bool, warmup: float, seconds: float
     }
 
 
+def source_round(clip: Path, hwaccel: str, sources: int, frames: int) -> tuple[float, float]:
+    """(frames/s, CPU ms per frame) of ``sources`` looping FileSources taking ``frames`` frames together."""
+    from lanner.pipeline.sources import SourceConfig, open_source
+
+    opened = [open_source(SourceConfig(uri=str(clip), hwaccel=hwaccel, loop=True), i) for i in range(sources)]
+    for source in opened:
+        source.start()
+    wall0, cpu0, n = time.perf_counter(), time.process_time(), 0
+    try:
+        while n < frames:
+            for source in opened:
+                if source.get(10.0) is None:
+                    raise SystemExit(f"nvdec bench: {source.where} stalled or failed: {source.error}")
+                n += 1
+    finally:
+        for source in opened:
+            source.stop()
+    return n / (time.perf_counter() - wall0), (time.process_time() - cpu0) / n * 1e3
+
+
+def compare_sources(clip: Path, sources: int, frames: int, rounds: int) -> None:
+    """lanner's FileSource with ``hwaccel: nvdec`` against PyAV on the CPU, alternating rounds."""
+    print(f"{sources} FileSources looping {clip.name}, {frames} frames a round (BGR on the host):")
+    best: dict[str, tuple[float, float]] = {}
+    for _ in range(rounds):
+        for hwaccel in ("nvdec", "none"):
+            fps, cpu_ms = source_round(clip, hwaccel, sources, frames)
+            print(f"  hwaccel={hwaccel:<6} {fps:8.1f} frames/s {cpu_ms:7.2f} CPU ms/frame", flush=True)
+            if hwaccel not in best or cpu_ms < best[hwaccel][1]:
+                best[hwaccel] = (fps, cpu_ms)
+    (nv_fps, nv_cpu), (cpu_fps, cpu_cpu) = best["nvdec"], best["none"]
+    print(f"best rounds: CPU per frame PyAV / NVDEC = {cpu_cpu / nv_cpu:.2f}x; frames/s NVDEC / PyAV = "
+          f"{nv_fps / cpu_fps:.2f}x")  # fmt: skip
+
+
 def synthetic_clip(cache: Path) -> Path:
     """10 s of the synthetic traffic world at 1920x1080 30 fps, x264 "veryfast" (B-frames, as IP cameras)."""
     from lanner.data.synth import VideoSynthConfig, generate_videos  # needs PyAV, only when a clip must be made
@@ -159,7 +197,12 @@ def main() -> None:
     parser.add_argument("--streams", default="1,32,64,128,160,192")
     parser.add_argument("--seconds", type=float, default=6.0, help="measured seconds per case")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds before measuring (decoder start-up)")
-    parser.add_argument("--modes", default="decode,decode+batch")
+    parser.add_argument("--modes", default="decode,decode+batch", help="'' to skip the NVDEC stream table")
+    parser.add_argument(
+        "--pipeline-sources", type=int, default=4, help="FileSources for the nvdec-vs-PyAV run (0: none)"
+    )
+    parser.add_argument("--source-frames", type=int, default=1200)
+    parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     if not torch.cuda.is_available():  # `make bench` runs every script: say why this one has nothing to measure
         print("nvdec bench: skipped, torch sees no CUDA GPU (run it on a machine with an NVIDIA GPU)")
@@ -178,7 +221,8 @@ def main() -> None:
     print(f"clip {args.clip} ({args.clip.stat().st_size / 1e6:.1f} MB); {args.seconds:g} s measured per case")
     print(f"{'mode':<13} {'streams':>7} {'frames/s':>9} {'slowest stream':>15} {'real time (30 fps)':>19}")
     best = {}
-    for mode in args.modes.split(","):
+    modes = [m for m in args.modes.split(",") if m]
+    for mode in modes:
         for n in (int(v) for v in args.streams.split(",")):
             r = run_case(nvc, args.clip, n, mode == "decode+batch", args.warmup, args.seconds)
             ok = r["slowest"] >= 30 and not r["errors"]
@@ -188,9 +232,12 @@ def main() -> None:
                   + (f"  errors: {r['errors'][:2]}" if r["errors"] else ""), flush=True)  # fmt: skip
             if r["errors"] and n == 1:
                 break
-    for mode in args.modes.split(","):
+    for mode in modes:
         print(f"{mode}: aggregate frames/s / 30 = streams one GPU keeps at 30 fps; most streams tried that kept "
               f"real time: {best.get(mode, 0)}")  # fmt: skip
+
+    if args.pipeline_sources:
+        compare_sources(args.clip, args.pipeline_sources, args.source_frames, args.rounds)
 
 
 if __name__ == "__main__":

@@ -129,3 +129,23 @@ def test_train_says_what_it_trains_on_including_ignore_regions(tmp_path: Path, d
     code, _, err = run(["train", "-e", str(write_spec(tmp_path, with_dc)), "-r", str(tmp_path / "res")], capsys)
     assert code == 0, err
     assert f"training on 4 images ({boxes} boxes, 2 ignore regions spared from the loss), 1 step to go" in err
+
+
+def test_ctrl_c_prints_what_was_kept_and_exits_130(tmp_path: Path, data: Path, capsys, monkeypatch) -> None:
+    from lanner.train.trainer import Fit
+
+    real, calls = Fit.train_epoch, []
+
+    def second_epoch_interrupted(self, progress, on_log):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(self, progress, on_log)
+
+    monkeypatch.setattr(Fit, "train_epoch", second_epoch_interrupted)
+    spec, res = write_spec(tmp_path, data), tmp_path / "res"
+    code, _, err = run(["train", "-e", str(spec), "-r", str(res), "--set", "training.epochs=3"], capsys)
+    line = err.strip().splitlines()[-1]
+    assert code == 130 and not line.startswith("error")
+    assert line.startswith(f"{res}: interrupted during epoch 2 of 3; {res / 'last.safetensors'} holds epoch 1")
+    assert line.endswith(f"--set training.resume={res / 'last.safetensors'}")

@@ -102,3 +102,38 @@ def test_a_fresh_run_does_not_report_an_old_runs_best(synth_sets: dict[str, Path
     (tmp_path / "run" / "best.safetensors").write_bytes(b"from an earlier run")
     data = tiny_spec(synth_sets["train"], val, training={"epochs": 1, "max_steps_per_epoch": 1})
     assert train(load_spec(data=data), tmp_path / "run").best is None
+
+
+@pytest.mark.parametrize("finished", [0, 1])
+def test_ctrl_c_keeps_the_finished_epochs_and_says_how_to_resume(
+    synth_sets: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, finished: int
+) -> None:
+    from lanner.core.errors import Interrupted
+    from lanner.train.trainer import Fit
+
+    real, calls = Fit.train_epoch, []
+
+    def stop_in_epoch(self, progress, on_log):  # the (finished+1)-th epoch is where the user presses Ctrl-C
+        calls.append(1)
+        if len(calls) > finished:
+            raise KeyboardInterrupt
+        return real(self, progress, on_log)
+
+    monkeypatch.setattr(Fit, "train_epoch", stop_in_epoch)
+    data = tiny_spec(synth_sets["train"], synth_sets["val"], training={"epochs": 3})
+    with pytest.raises(Interrupted) as info:
+        train(load_spec(data=data), tmp_path / "run")
+    message, run = str(info.value), tmp_path / "run"
+    assert info.value.exit_code == 130 and "\n" not in message
+    assert f"interrupted during epoch {finished + 1} of 3" in message
+    if not finished:
+        assert "no epoch had finished: run the same command again" in message
+        assert not (run / "last.safetensors").exists()
+        return
+    assert f"{run / 'last.safetensors'} holds epoch 1" in message
+    assert f"lanner train -e {run / 'spec.yaml'} -r {run} --set training.resume={run / 'last.safetensors'}" in message
+    assert load_checkpoint(run / "last.safetensors")[1]["meta"]["epoch"] == 1
+    assert (run / "plots" / "curves.png").is_file() and json.loads((run / "summary.json").read_text())["epochs"] == 1
+    monkeypatch.setattr(Fit, "train_epoch", real)  # the printed command's resume works as said
+    resumed = train(load_spec(run / "spec.yaml", overrides=[f"training.resume={run / 'last.safetensors'}"]), run)
+    assert resumed.epochs_done == 3

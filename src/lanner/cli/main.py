@@ -23,7 +23,7 @@ from lanner.cli.model import evaluate_cmd, export_cmd, infer_cmd
 from lanner.cli.run import run
 from lanner.cli.synth import synth
 from lanner.cli.train import train
-from lanner.core.errors import LannerError
+from lanner.core.errors import Interrupted, LannerError
 
 
 class _WorkflowGroup(click.Group):
@@ -79,6 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         err.print("interrupted")
         return 130
+    except Interrupted as exc:  # a long command stopped by Ctrl-C: what it kept, and how to go on
+        err.print(escape(str(exc)), markup=True, highlight=False)
+        return exc.exit_code
     except LannerError as exc:
         if debug:
             traceback.print_exc()

@@ -55,5 +55,11 @@ class PlanMismatchError(LannerError):
     """A serialized engine plan was built for another version, device or library set."""
 
 
+class Interrupted(LannerError):
+    """The user stopped a long command (Ctrl-C); the message says what was kept and how to go on."""
+
+    exit_code = 130
+
+
 class SourceError(LannerError):
     """A video source cannot be opened or read."""

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from lanner.core.config import save_config
-from lanner.core.errors import DataError
+from lanner.core.errors import DataError, Interrupted
 from lanner.core.folders import make_folder
 from lanner.core.progress import ProgressFn, advance
 from lanner.data.dataset import crowd_class
@@ -247,13 +247,19 @@ def train(
     epochs_this_call = 0
     best_path = results_dir / "best.safetensors"  # a resumed run's best so far; another run's is not this one's
     best_path = best_path if spec.training.resume is not None and best_path.exists() else None
-    while fit.epoch < spec.training.epochs and (stop_after_epochs is None or epochs_this_call < stop_after_epochs):
-        started = time.perf_counter()
-        record = {"event": "epoch", **fit.train_epoch(progress, on_log)}
-        fit.epoch += 1
-        epochs_this_call += 1
-        record.update(epoch=fit.epoch, step=fit.step, seconds=round(time.perf_counter() - started, 3))
-        best_path = _end_of_epoch(fit, record, book, on_log) or best_path
+    try:
+        while fit.epoch < spec.training.epochs and (stop_after_epochs is None or epochs_this_call < stop_after_epochs):
+            started = time.perf_counter()
+            record = {"event": "epoch", **fit.train_epoch(progress, on_log)}
+            fit.epoch += 1
+            epochs_this_call += 1
+            record.update(epoch=fit.epoch, step=fit.step, seconds=round(time.perf_counter() - started, 3))
+            best_path = _end_of_epoch(fit, record, book, on_log) or best_path
+    except KeyboardInterrupt:  # Ctrl-C: keep the finished epochs' plots, say how to resume
+        book.close()
+        if rt.is_main and fit.history:
+            _write_summary(fit, results_dir)
+        raise _interrupted(fit, results_dir) from None
     book.close()
     if rt.is_main:
         _write_summary(fit, results_dir)
@@ -261,6 +267,17 @@ def train(
     return TrainResult(
         results_dir, results_dir / "last.safetensors", best_path, fit.history, fit.last_metrics, fit.epoch
     )
+
+
+def _interrupted(fit: Fit, results_dir: Path) -> Interrupted:
+    """What an interrupted run kept (checkpoints are written atomically, so none is half-written)."""
+    what = f"interrupted during epoch {fit.epoch + 1} of {fit.spec.training.epochs}"
+    last = results_dir / "last.safetensors"
+    if fit.epoch == 0 or not last.is_file():
+        return Interrupted(what, where=str(results_dir), fix="no epoch had finished: run the same command again")
+    resume = f"lanner train -e {results_dir / 'spec.yaml'} -r {results_dir} --set training.resume={last}"
+    return Interrupted(f"{what}; {last} holds epoch {fit.epoch}, plots/ the epochs so far", where=str(results_dir),
+                       fix=f"resume (the unfinished epoch runs again) with: {resume}")  # fmt: skip
 
 
 def _data_counts(exp: Any) -> dict[str, int]:

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from lanner.cli.app import err, info, next_steps, out, progress_bar
 from lanner.core.errors import DataError, UsageError
-from lanner.core.folders import writing
+from lanner.core.folders import filling, writing
 from lanner.data.dataset import ClassificationDataset, DetectionDataset, ignored_boxes
 from lanner.data.formats.layout import IMAGE_SUFFIXES
 from lanner.data.io import (
@@ -96,7 +96,7 @@ def convert_cmd(src: Path, to_fmt: str, from_fmt: str | None, dst: Path | None, 
     fmt = from_fmt or detect_format(src)
     with progress_bar("reading", None) as advance:
         ds = read_dataset(src, fmt, progress=advance)
-    with progress_bar(f"writing {to_fmt}", len(ds)) as advance:
+    with filling(dst, "lanner dataset convert"), progress_bar(f"writing {to_fmt}", len(ds)) as advance:
         write_dataset(ds, dst, to_fmt, images=images, progress=advance)  # type: ignore[arg-type]
     summary, dropped = _convert_summary(ds, to_fmt, _placement(ds, dst, images))
     out.print(f"wrote {dst} ({to_fmt}) from {src} ({fmt}): {summary}", markup=False, highlight=False)
@@ -268,7 +268,8 @@ def split_cmd(
       lanner dataset split data/cars --out data/cars_split --val 0.2
       lanner dataset split data/cars --out data/cars_parts --val 0.2 --test 0.1 --seed 1 --to coco
     """
-    with progress_bar("splitting", None) as advance:
+    check_output_folder(path, out_dir)  # before the folder is marked: the input's own folder is refused untouched
+    with filling(out_dir, "lanner dataset split"), progress_bar("splitting", None) as advance:
         parts = write_split(
             path, out_dir, val=val, test=test, seed=seed, to_fmt=to_fmt, from_fmt=fmt, images=images, progress=advance
         )  # type: ignore[arg-type]

@@ -13,6 +13,7 @@ import click
 
 from lanner.cli.app import next_steps, out, progress_bar
 from lanner.core.errors import UsageError
+from lanner.core.folders import filling
 from lanner.data.synth.images import SynthConfig, generate_images
 from lanner.data.synth.world import TIMES_OF_DAY
 
@@ -109,32 +110,33 @@ def synth(
     width, height = parse_resolution(resolution or ("1280x720" if video else "640x384"))
     mix = parse_time_mix(time_mix)
     _check_out(out_dir, force)
-    start = time.perf_counter()
-    if video:
-        _videos(out_dir, cameras, seconds, fps, width, height, seed)
-        return
-    config = SynthConfig(
-        images=images,
-        width=width,
-        height=height,
-        seed=seed,
-        time_of_day=mix,
-        image_format="png" if png else "jpg",
-        workers=workers,
-    )
-    if crops:
-        _crops(config, out_dir, crops, per_class, crop_size, start)
-        return
-    with progress_bar("rendering", images) as advance:
-        ds = generate_images(config, out_dir, fmt, progress=advance)
-    seconds_taken = time.perf_counter() - start
-    per_class_counts = ", ".join(f"{k} {v}" for k, v in ds.class_counts().items())
-    out.print(
-        f"wrote {len(ds)} images ({ds.box_count()} boxes: {per_class_counts}) as {fmt} to {out_dir} "
-        f"in {seconds_taken:.1f} s ({len(ds) / seconds_taken:.1f} images/s)",
-        markup=False,
-        highlight=False,
-    )
+    with filling(out_dir, "lanner dataset synth"):  # Ctrl-C leaves it marked incomplete
+        start = time.perf_counter()
+        if video:
+            _videos(out_dir, cameras, seconds, fps, width, height, seed)
+            return
+        config = SynthConfig(
+            images=images,
+            width=width,
+            height=height,
+            seed=seed,
+            time_of_day=mix,
+            image_format="png" if png else "jpg",
+            workers=workers,
+        )
+        if crops:
+            _crops(config, out_dir, crops, per_class, crop_size, start)
+            return
+        with progress_bar("rendering", images) as advance:
+            ds = generate_images(config, out_dir, fmt, progress=advance)
+        seconds_taken = time.perf_counter() - start
+        per_class_counts = ", ".join(f"{k} {v}" for k, v in ds.class_counts().items())
+        out.print(
+            f"wrote {len(ds)} images ({ds.box_count()} boxes: {per_class_counts}) as {fmt} to {out_dir} "
+            f"in {seconds_taken:.1f} s ({len(ds) / seconds_taken:.1f} images/s)",
+            markup=False,
+            highlight=False,
+        )
     next_steps(f"lanner dataset stats {out_dir}", f"lanner dataset split {out_dir} --out {out_dir}_split --val 0.2")
 
 

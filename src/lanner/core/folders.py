@@ -2,6 +2,9 @@
 
 ``make_folder`` creates a command's output folder before its long work starts; ``writing`` wraps the
 writing of one file (its folder created first) so a path that cannot be written is one ``DataError`` line.
+``filling`` marks a dataset folder incomplete while a command writes it (``INCOMPLETE_MARKER``), so a
+folder left half-written by Ctrl-C or a crash is refused by the readers (``check_complete``) instead of being
+trained on as if it were whole.
 
 Example:
     >>> import tempfile, pathlib
@@ -16,7 +19,9 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from lanner.core.errors import DataError, UsageError
+from lanner.core.errors import DataError, Interrupted, UsageError
+
+INCOMPLETE_MARKER = ".lanner-incomplete"  # in a folder a command is writing; removed when it finishes
 
 
 def make_folder(path: str | Path, what: str = "output", option: str = "-o/--output") -> Path:
@@ -48,3 +53,43 @@ def writing(path: Path, what: str, fix: str = "pass a file path in a folder you 
         reason = f"{path.parent} is a file, not a folder" if isinstance(error, FileExistsError) else error.strerror
         what_failed = f"cannot write the {what}: {reason or type(error).__name__}"
         raise DataError(what_failed, where=str(path), fix=fix) from None
+
+
+@contextlib.contextmanager
+def filling(folder: Path, command: str) -> Iterator[Path]:
+    """Mark ``folder`` incomplete while the block writes it (``command`` names the writer in messages).
+
+    The marker goes in first and comes out only when the block ends normally, so Ctrl-C, an error or a
+    killed process leaves it behind. Ctrl-C becomes one ``Interrupted`` line saying so.
+    """
+    existed = Path(folder).is_dir()
+    marker = make_folder(folder) / INCOMPLETE_MARKER
+    marker.write_text(f"{command} was writing this folder and did not finish; run it again or delete the folder\n")
+    try:
+        yield folder
+    except BaseException as exc:
+        untouched = [p.name for p in Path(folder).iterdir()] == [INCOMPLETE_MARKER]
+        if untouched:  # it stopped before writing anything: leave no trace
+            marker.unlink(missing_ok=True)
+            if not existed:
+                Path(folder).rmdir()
+        if not isinstance(exc, KeyboardInterrupt):
+            raise
+        left = "nothing was written" if untouched else "the folder is marked incomplete and readers refuse it"
+        fix = f"run {command} again (with --force where it asks), or delete the folder"
+        raise Interrupted(f"interrupted: {command} did not finish; {left}", where=str(folder), fix=fix) from None
+    marker.unlink(missing_ok=True)
+
+
+def check_complete(path: str | Path) -> None:
+    """Raise one ``DataError`` line when ``path`` (or the folder holding it) is marked incomplete."""
+    path = Path(path)
+    for folder in (path, path.parent) if path.is_dir() else (path.parent,):
+        marker = folder / INCOMPLETE_MARKER
+        if marker.is_file():
+            writer = marker.read_text(errors="replace").split(" was writing", 1)[0].strip() or "a lanner command"
+            raise DataError(
+                f"incomplete: {writer} did not finish writing it",
+                where=str(folder),
+                fix=f"run {writer} again (with --force where it asks), or delete the folder",
+            )

@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from lanner.core.errors import DataError, UsageError
+from lanner.core.folders import check_complete
 from lanner.core.progress import ProgressFn, advance
 from lanner.data.dataset import ClassificationDataset, DetectionDataset, Sample
 from lanner.data.formats import FORMATS, Parsed, coco, imagefolder, kitti, yolo
@@ -37,6 +38,7 @@ def detect_format(path: str | Path) -> str:
         raise DataError("no such file or folder", where=str(path), fix="check the dataset path")
     if path.is_file() and path.suffix.lower() != ".json":
         raise DataError("not a dataset folder or COCO .json file", where=str(path), fix="pass the dataset's folder")
+    check_complete(path)  # a folder an interrupted command left half-written
     for name, sniff in (("coco", coco.sniff), ("yolo", yolo.sniff), ("kitti", kitti.sniff)):
         if sniff(path):
             return name
@@ -62,6 +64,7 @@ def parse_dataset(
     """Parse leniently: the samples that could be read plus every problem met (used by ``validate``)."""
     path = Path(path)
     fmt = fmt or detect_format(path)
+    check_complete(path)
     if fmt == "imagefolder":
         raise UsageError(
             "ImageFolder is a classification layout, not a detection dataset",

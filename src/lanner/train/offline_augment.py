@@ -35,6 +35,7 @@ import numpy as np
 from lanner.core.config import load_config, read_yaml
 from lanner.core.detections import Detections
 from lanner.core.errors import DataError, UsageError
+from lanner.core.folders import filling
 from lanner.core.progress import ProgressFn, advance
 from lanner.data.dataset import (
     IGNORE_CLASS,
@@ -148,6 +149,10 @@ class AugmentJob:
         _check_output(self.src_root, self.dst, self.options.force)
         if self.dst.is_dir() and any(self.dst.iterdir()):  # only reached with force (checked above)
             shutil.rmtree(self.dst)
+        with filling(self.dst, "lanner dataset augment"):  # a run cut short leaves the folder marked incomplete
+            return self._fill(progress)
+
+    def _fill(self, progress: ProgressFn | None) -> AugmentReport:
         plan = _Plan(self.dataset, self.dst, self.section, self.options, self.names)
         if isinstance(self.dataset, ClassificationDataset) and self.section.mosaic > 0:
             self.report.warnings.append("mosaic is ignored for a classification set (it would mix classes)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lanner.core.errors import DataError
+from lanner.core.folders import check_complete
 from lanner.core.progress import ProgressFn, advance
 from lanner.data.dataset import ClassificationDataset, ClassificationSample
 from lanner.data.formats.layout import IMAGE_SUFFIXES, ImageMode, place_image
@@ -49,6 +50,7 @@ def stray_files(root: Path) -> tuple[list[Path], list[Path]]:
 def read_imagefolder(root: Path) -> ClassificationDataset:
     """Read ``<root>/<class>/<image>``; a ``DataError`` if there is no class folder with images."""
     root = Path(root)
+    check_complete(root)
     dirs = [d for d in _class_dirs(root) if _images_in(d)]
     if not dirs:
         raise DataError(

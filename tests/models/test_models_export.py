@@ -115,3 +115,16 @@ def test_a_difference_above_tolerance_fails(tmp_path) -> None:
     model = create_model("resnet10", num_classes=2)
     with pytest.raises(LannerError, match="ONNX Runtime differs from torch on 'logits'"):
         export_onnx(model, tmp_path / "x.onnx", input_size=32, rtol=0.0, atol=-1.0)
+
+
+def test_a_failed_export_keeps_the_old_file_and_names_the_real_path(tmp_path) -> None:
+    model = create_model("resnet10", num_classes=2)
+    target = tmp_path / "x.onnx"
+    target.write_bytes(b"yesterday's good model")
+    with pytest.raises(LannerError) as info:  # the ORT check fails: the new file never replaces the old one
+        export_onnx(model, target, input_size=32, rtol=0.0, atol=-1.0)
+    assert str(info.value).startswith(f"{target}: ONNX Runtime differs")
+    assert target.read_bytes() == b"yesterday's good model"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.onnx"]  # no partial file left beside it
+    export_onnx(model, target, input_size=32)
+    assert onnx.load(str(target)).graph.input[0].name  # and a good export does replace it

@@ -20,7 +20,7 @@ from rich.table import Table
 
 from lanner.cli.app import err, info, next_steps, out, progress_bar
 from lanner.core.errors import ConfigError, DataError, UsageError
-from lanner.core.folders import make_folder
+from lanner.core.folders import make_folder, replacing
 from lanner.data.images import jpeg_cut_short
 
 _path = click.Path(path_type=Path)  # existence is checked by the library, with a one-line error
@@ -371,7 +371,8 @@ def _pin_batch(path: Path, batch: int) -> None:
     props["batch"] = "static"
     onnx.helper.set_model_props(proto, props)
     onnx.checker.check_model(proto)
-    onnx.save(proto, str(path))
+    with replacing(path) as partial:
+        onnx.save(proto, str(partial))
 
 
 def _check_against_torch(model, path: Path, batch: int, chw: tuple[int, ...]) -> dict[str, float]:

@@ -2,9 +2,10 @@
 
 ``make_folder`` creates a command's output folder before its long work starts; ``writing`` wraps the
 writing of one file (its folder created first) so a path that cannot be written is one ``DataError`` line.
-``filling`` marks a dataset folder incomplete while a command writes it (``INCOMPLETE_MARKER``), so a
-folder left half-written by Ctrl-C or a crash is refused by the readers (``check_complete``) instead of being
-trained on as if it were whole.
+``replacing`` writes a file beside its target and moves it into place in one step, so an interrupted
+or failed write keeps the old file whole. ``filling`` marks a dataset folder incomplete while a command
+writes it (``INCOMPLETE_MARKER``), so a folder left half-written by Ctrl-C or a crash is refused by the
+readers (``check_complete``) instead of being trained on as if it were whole.
 
 Example:
     >>> import tempfile, pathlib
@@ -16,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -93,3 +95,19 @@ def check_complete(path: str | Path) -> None:
                 where=str(folder),
                 fix=f"run {writer} again (with --force where it asks), or delete the folder",
             )
+
+
+@contextlib.contextmanager
+def replacing(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; when the block ends normally it replaces ``path`` at once.
+
+    ``os.replace`` is atomic on one filesystem: readers see the old file or the new one, never half of it,
+    and Ctrl-C, an error or a failed check in the block leave the old file as it was (the partial is removed).
+    """
+    path = Path(path)
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+    try:
+        yield partial
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)  # gone already after a success

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from lanner.core.errors import ConfigError, DataError, PlanMismatchError
+from lanner.core.folders import replacing
 from lanner.engine.fingerprint import device_fingerprint, library_versions
 from lanner.engine.ir.graph import Graph, Node, Value
 
@@ -188,7 +189,8 @@ def write_plan(plan: Plan, path: str | Path) -> Path:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(plan.to_bytes())
+        with replacing(path) as partial:  # a rebuild cut short keeps the old plan
+            partial.write_bytes(plan.to_bytes())
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise DataError(

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from lanner.core.errors import DataError, LannerError
+from lanner.core.folders import replacing
 
 CACHE_MODES = ("tune", "replay", "merge")
 FORMAT = "lanner-timing-cache"
@@ -83,7 +84,8 @@ class TimingCache:
         body = {"format": FORMAT, "version": VERSION, "entries": self.entries}
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(json.dumps(body, sort_keys=True, indent=1) + "\n")
+            with replacing(target) as partial:  # the cache is what makes rebuilds identical: never half-written
+                partial.write_text(json.dumps(body, sort_keys=True, indent=1) + "\n")
         except OSError as exc:
             reason = exc.strerror or str(exc)
             raise DataError(

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from lanner.core.errors import ConfigError, DataError, LannerError
-from lanner.core.folders import writing
+from lanner.core.folders import replacing, writing
 from lanner.models.checkpoint import unwrap_model
 from lanner.models.registry import ModelInfo
 
@@ -173,9 +173,17 @@ def run_onnx(path: str | Path, images: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def _compare(
-    path: Path, names: tuple[str, ...], example: torch.Tensor, expected: list[torch.Tensor], rtol: float, atol: float
+    path: Path,
+    names: tuple[str, ...],
+    example: torch.Tensor,
+    expected: list[torch.Tensor],
+    rtol: float,
+    atol: float,
+    shown: Path | None = None,
 ) -> dict[str, float]:
+    """Max |ONNX Runtime - torch| per output; a shape or value mismatch is an error naming ``shown`` (or ``path``)."""
     got = run_onnx(path, example.cpu().numpy())
+    path = shown or path
     diffs = {}
     for name, ref in zip(names, expected):
         ref_np = ref.numpy()
@@ -248,10 +256,11 @@ def export_onnx(
         with torch.no_grad():
             expected = model(example)
         expected = [t.cpu() for t in ([expected] if isinstance(expected, torch.Tensor) else expected)]
-        _trace_to_onnx(model, example, path, opset, dynamic=batch == "dynamic")
         metadata = onnx_metadata(info, size, batch)
-        _finish_onnx(path, metadata, info, [tuple(t.shape) for t in expected])
-        diffs = _compare(path, info.outputs, example, expected, rtol, atol) if check else {}
+        with replacing(path) as partial:  # an existing file is replaced only by a new one that passed its check
+            _trace_to_onnx(model, example, partial, opset, dynamic=batch == "dynamic")
+            _finish_onnx(partial, metadata, info, [tuple(t.shape) for t in expected])
+            diffs = _compare(partial, info.outputs, example, expected, rtol, atol, shown=path) if check else {}
     finally:
         model.train(was_training)
     log.info("exported %s to %s (%s batch); max |ort - torch| %s", info.name, path, batch, diffs)

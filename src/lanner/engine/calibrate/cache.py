@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from lanner.core.errors import DataError
+from lanner.core.folders import replacing
 
 DEFAULT_TRT_VERSION = "8601"  # TensorRT 8.6.1, the last major version every calibrator exists in
 ALGORITHMS = ("EntropyCalibration2", "EntropyCalibration", "MinMaxCalibration", "LegacyCalibration")
@@ -89,7 +90,8 @@ def format_cache(
 def write_cache(path: str | os.PathLike[str], scales: Mapping[str, float], **header: str) -> Path:
     """Write ``format_cache(scales, **header)`` to ``path``; returns the path."""
     path = Path(path)
-    path.write_text(format_cache(scales, **header), encoding="utf-8")
+    with replacing(path) as partial:
+        partial.write_text(format_cache(scales, **header), encoding="utf-8")
     return path
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from lanner.core.errors import UsageError
+from lanner.core.folders import replacing
 from lanner.core.progress import ProgressFn
 from lanner.engine.calibrate.cache import DEFAULT_TRT_VERSION, METHOD_ALGORITHM, read_cache, write_cache
 from lanner.engine.calibrate.collect import collect_statistics
@@ -205,7 +206,8 @@ def _write_outputs(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     onnx_path = out_dir / f"{model.stem}_int8.onnx"
-    onnx.save(to_onnx(result.graph), str(onnx_path))
+    with replacing(onnx_path) as partial:
+        onnx.save(to_onnx(result.graph), str(partial))
     table = scales_table(
         result.amax,
         method=method,

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from lanner.core.errors import DataError
+from lanner.core.folders import replacing
 from lanner.engine.calibrate.qdq import QuantizedWeight, scale_from_amax
 
 FORMAT = "lanner-int8-scales"
@@ -56,7 +57,8 @@ def scales_table(
 def write_scales(path: str | os.PathLike[str], table: Mapping[str, Any]) -> Path:
     """Write ``table`` as indented JSON; returns the path."""
     path = Path(path)
-    path.write_text(json.dumps(table, indent=1) + "\n", encoding="utf-8")
+    with replacing(path) as partial:
+        partial.write_text(json.dumps(table, indent=1) + "\n", encoding="utf-8")
     return path
 
 

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lanner.core.errors import ConfigError, LannerError
+from lanner.core.errors import ConfigError, DataError, LannerError
 
 if TYPE_CHECKING:
     from lanner.engine.plan import Plan
@@ -73,14 +73,12 @@ def _build(model_bytes: bytes, name: str, batch: int, path: Path) -> Plan:
     start = time.perf_counter()
     profiles = [f"1:{batch}:{batch}"] if _dynamic_batch(model_bytes) else []  # a fixed batch needs no profile
     plan = build_engine(model_bytes, BuildConfig(batch=profiles))
-    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_plan(plan, partial)
-        os.replace(partial, path)
-    except OSError as exc:
+        write_plan(plan, path)  # written beside it and moved into place: other processes never see half a plan
+    except (OSError, DataError) as exc:
         raise ConfigError(
-            f"cannot write the plan cache: {exc.strerror or exc}",
+            f"cannot write the plan cache: {getattr(exc, 'what', None) or getattr(exc, 'strerror', None) or exc}",
             where=str(path.parent),
             fix=f"set {CACHE_ENV} to a writable folder",
         ) from None

@@ -220,3 +220,24 @@ def test_infer_on_one_image_file(detector_ckpt, capsys):
     assert "1 image: annotated" in capsys.readouterr().out
     assert [r["image"].endswith("001.png") for r in json.loads(Path("pred/predictions.json").read_text())] == [True]
     assert Path("pred/annotated/001.png").is_file()
+
+
+def test_infer_ctrl_c_writes_the_predictions_of_the_images_done(detector_ckpt, capsys, monkeypatch):
+    import lanner.train.predict as predict
+
+    real, calls = predict.predict_detections, []
+
+    def third_batch_interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(predict, "predict_detections", third_batch_interrupted)
+    make_images(Path("imgs"), 5)
+    assert main(["infer", "-m", str(detector_ckpt), "-i", "imgs", "-o", "pred", "--batch-size", "1"]) == 130
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    done = "imgs: interrupted with 2 of 5 images done"
+    assert line == f"{done}; their predictions are in pred/predictions.json; run again for all"
+    doc = json.loads(Path("pred/predictions.json").read_text())
+    assert [Path(r["image"]).name for r in doc] == ["000.png", "001.png"]

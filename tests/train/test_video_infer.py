@@ -77,3 +77,20 @@ def test_the_cli_says_where_the_video_went(clip: Path, tmp_path: Path, capsys) -
 
 def test_odd_sizes_are_cut_to_even_for_h264() -> None:
     assert video_infer._even(np.zeros((97, 161, 3), np.uint8)).shape == (96, 160, 3)
+
+
+def test_ctrl_c_keeps_a_playable_video_of_the_frames_done(clip: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    real, calls = video_infer.predict_detections, []
+
+    def second_batch_interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(video_infer, "predict_detections", second_batch_interrupted)
+    out = tmp_path / "o"
+    assert main(["infer", "-m", str(DETECTOR), "-i", str(clip), "-o", str(out), "--batch-size", "4"]) == 130
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith(f"{clip}: interrupted after frame 4; {out / 'cam0_annotated.mp4'} (closed, it plays)")
+    assert _frames(out / "cam0_annotated.mp4") == 4 and len((out / "cam0.jsonl").read_text().splitlines()) == 4

@@ -19,7 +19,7 @@ import numpy as np
 from rich.table import Table
 
 from lanner.cli.app import err, info, next_steps, out, progress_bar
-from lanner.core.errors import ConfigError, DataError, UsageError
+from lanner.core.errors import ConfigError, DataError, Interrupted, UsageError
 from lanner.core.folders import make_folder, replacing
 from lanner.data.images import jpeg_cut_short
 
@@ -157,12 +157,15 @@ def infer_cmd(
         return
     paths, root = list_images(input_path)
     with progress_bar("inferring", len(paths)) as advance:
-        records, failed = run_inference(model, paths, root, output, conf, iou, batch_size, device, advance)
-    written = write_predictions(records, model, output, fmt)
+        records, failed, interrupted = run_inference(model, paths, root, output, conf, iou, batch_size, device, advance)
+    written = write_predictions(records, model, output, fmt)  # after Ctrl-C too: the images done so far
     plural = "" if len(records) == 1 else "s"
     out.print(
         f"{len(records)} image{plural}: annotated in {output / 'annotated'}, predictions in {written}", markup=False
     )
+    if interrupted:
+        what = f"interrupted with {len(records)} of {len(paths)} images done"
+        raise Interrupted(what, where=str(input_path), fix=f"their predictions are in {written}; run again for all")
     if failed:
         raise DataError(f"{len(failed)} of {len(paths)} images could not be read (listed above)", where=str(input_path))
 
@@ -185,6 +188,9 @@ def _infer_video(model, path: Path, output: Path, fmt: str, conf, iou, batch_siz
             model, path, output, conf=conf, iou=iou, batch_size=batch_size, device=device, progress=advance
         )
     out.print(f"{report.frames} frames: annotated in {report.video}, predictions in {report.predictions}", markup=False)
+    if report.interrupted:
+        kept = f"{report.video} (closed, it plays) and {report.predictions} hold the frames before it"
+        raise Interrupted(f"interrupted after frame {report.frames}", where=str(path), fix=kept)
     if report.error:
         raise DataError(f"{report.error}; the frames before it are written", where=str(path))
 
@@ -192,8 +198,8 @@ def _infer_video(model, path: Path, output: Path, fmt: str, conf, iou, batch_siz
 def run_inference(model, paths, root, output, conf, iou, batch_size, device, advance):
     """Predict batch by batch, write annotated images; unreadable images are reported and skipped.
 
-    Returns ``(records, failed)``: records are ``(relative path, image path, (h, w), result)`` where
-    result is ``Detections`` or a logits row.
+    Returns ``(records, failed, interrupted)``: records are ``(relative path, image path, (h, w), result)``
+    where result is ``Detections`` or a logits row; ``interrupted`` is True after Ctrl-C (the records stop there).
     """
     import cv2
 
@@ -209,36 +215,45 @@ def run_inference(model, paths, root, output, conf, iou, batch_size, device, adv
     names = model_class_names(model)
     detect = model_task(model) == "detection"
     records, failed = [], []
-    for start in range(0, len(paths), batch_size):
-        batch = []
-        for path in paths[start : start + batch_size]:
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if image is None:
-                failed.append(path)  # shown even with --quiet: the final error line refers to this list
-                err.print(f"warning: {path}: cannot read image (missing, empty or not an image); skipped", markup=False)
-            else:
-                if jpeg_cut_short(path):  # libjpeg greys out the missing rest and prints a line without a name
-                    err.print(
-                        f"warning: {path}: the JPEG data ends early (truncated file?); the rest is grey", markup=False
-                    )
-                batch.append((path, image))
-        if batch:
+    try:
+        for start in range(0, len(paths), batch_size):
+            batch = _read_images(paths[start : start + batch_size], failed)
             images = [image for _, image in batch]
-            if detect:
+            if not batch:
+                results = []
+            elif detect:
                 results = predict_detections(model, images, conf, iou, batch_size, device)
             else:
                 results = list(predict_classes(model, images, batch_size, device))
             for (path, image), result in zip(batch, results):
                 relative = path.relative_to(root)
-                drawn = (
-                    draw_detections(image, result, names) if detect else draw_label(image, _top_label(result, names))
-                )
+                label = _top_label(result, names) if not detect else ""
+                drawn = draw_detections(image, result, names) if detect else draw_label(image, label)
                 target = output / "annotated" / relative
                 target.parent.mkdir(parents=True, exist_ok=True)
                 cv2.imwrite(str(target), drawn)
                 records.append((relative, path, image.shape[:2], result))
-        advance(len(paths[start : start + batch_size]))
-    return records, failed
+            advance(len(paths[start : start + batch_size]))
+    except KeyboardInterrupt:  # keep what is done: the caller writes the predictions so far
+        return records, failed, True
+    return records, failed, False
+
+
+def _read_images(paths, failed: list) -> list:
+    """``(path, BGR image)`` for each readable path; an unreadable one is named and added to ``failed``."""
+    import cv2
+
+    batch = []
+    for path in paths:
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            failed.append(path)  # shown even with --quiet: the final error line refers to this list
+            err.print(f"warning: {path}: cannot read image (missing, empty or not an image); skipped", markup=False)
+            continue
+        if jpeg_cut_short(path):  # libjpeg greys out the missing rest and prints a line without a name
+            err.print(f"warning: {path}: the JPEG data ends early (truncated file?); the rest is grey", markup=False)
+        batch.append((path, image))
+    return batch
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

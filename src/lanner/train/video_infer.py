@@ -42,6 +42,7 @@ class VideoReport:
     predictions: Path
     fps: float
     error: str | None = None
+    interrupted: bool = False  # Ctrl-C: the frames before it are written, the video closed and playable
 
 
 def frame_count(path: str | Path) -> int | None:
@@ -70,7 +71,7 @@ def infer_video(
     fps = float(stream.average_rate or stream.guessed_rate or 30)
     names = list(model_class_names(model))
     video, lines = out_dir / f"{path.stem}_annotated.mp4", out_dir / f"{path.stem}.jsonl"
-    frames, writer, error = 0, None, None
+    frames, writer, error, interrupted = 0, None, None, False
     out_dir.mkdir(parents=True, exist_ok=True)
     with lines.open("w", encoding="utf-8") as jsonl:
         try:
@@ -86,13 +87,15 @@ def infer_video(
                 advance(progress, len(batch))
         except _BrokenStream as broken:
             error = f"the video stream breaks after frame {frames}: {broken}"
+        except KeyboardInterrupt:  # keep what is done: the writer is closed below, so the video plays
+            interrupted = True
         finally:
             container.close()
             if writer is not None:
                 writer.close()
-    if frames == 0:
+    if frames == 0 and not interrupted:
         raise DataError(error or "the video has no frames", where=str(path), fix="check that the file plays")
-    return VideoReport(frames, video, lines, fps, error)
+    return VideoReport(frames, video, lines, fps, error, interrupted)
 
 
 class _BrokenStream(Exception):

@@ -75,3 +75,43 @@ def test_progress_is_reported_once_per_layer_and_profile() -> None:
     calls.clear()
     build_engine(model, BuildConfig(batch=["1:2:4"], tune=False), progress=calls.append)
     assert calls == []  # nothing is timed without tuning
+
+
+def test_ctrl_c_while_timing_saves_the_layers_timed_so_far(tmp_path: Path) -> None:
+    from lanner.core.errors import Interrupted
+
+    model, cache = tiny_model(), str(tmp_path / "t.cache")
+    full: list[str] = []
+    build_engine(model, BuildConfig(batch=["1:2:4"]), timer=lambda n, t, c: full.append(t) or fast_timer(n, t, c))
+
+    def interrupted(node, tactic, call, calls=[]):  # noqa: B006 (counts across calls on purpose)
+        calls.append(tactic)
+        if len(calls) > len(full) // 2:
+            raise KeyboardInterrupt
+        return fast_timer(node, tactic, call)
+
+    with pytest.raises(Interrupted) as info:
+        build_engine(model, BuildConfig(batch=["1:2:4"], timing_cache=cache), timer=interrupted)
+    saved = len(TimingCache.load(cache))
+    assert 0 < saved < 4 and info.value.exit_code == 130
+    assert (
+        f"{cache}: interrupted while timing tactics; {saved} layer timings saved; build again with --cache-mode merge"
+        in str(info.value)
+    )
+    rest: list[str] = []
+    build_engine(
+        model,
+        BuildConfig(batch=["1:2:4"], timing_cache=cache, cache_mode="merge"),
+        timer=lambda n, t, c: rest.append(t) or fast_timer(n, t, c),
+    )
+    assert len(rest) < len(full) and len(TimingCache.load(cache)) == 4  # only the untimed layers were timed
+
+
+def test_ctrl_c_without_a_timing_cache_says_how_to_keep_timings() -> None:
+    from lanner.core.errors import Interrupted
+
+    def interrupted(node, tactic, call):
+        raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted, match="nothing was written; pass --timing-cache FILE"):
+        build_engine(tiny_model(), BuildConfig(batch=["1:2:4"]), timer=interrupted)

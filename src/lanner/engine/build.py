@@ -20,7 +20,7 @@ from typing import Any, Literal
 import numpy as np
 
 from lanner.core.config import Section
-from lanner.core.errors import ConfigError
+from lanner.core.errors import ConfigError, Interrupted
 from lanner.core.progress import ProgressFn
 from lanner.engine.backends import get_backend
 from lanner.engine.ir.graph import Graph
@@ -72,14 +72,18 @@ def build_engine(
     policy = TimingPolicy(config.tactic_warmup, config.tactic_runs, config.tactic_margin)
     backend = get_backend(config.backend)
     built = []
-    for profile in profiles:
-        shapes = _shapes_at(optimized, symbol, profile.opt)
-        tactics: dict[str, str] = {}
-        if config.tune:
-            choices = select_tactics(optimized, backend, shapes, cache, config.cache_mode, policy, timer, progress)
-            tactics = choices.tactics
-        built.append(Profile(profile.min, profile.opt, profile.max, tactics))
-    if config.timing_cache and config.tune and config.cache_mode != "replay":
+    keep_cache = bool(config.timing_cache and config.tune and config.cache_mode != "replay")
+    try:
+        for profile in profiles:
+            shapes = _shapes_at(optimized, symbol, profile.opt)
+            tactics: dict[str, str] = {}
+            if config.tune:
+                choices = select_tactics(optimized, backend, shapes, cache, config.cache_mode, policy, timer, progress)
+                tactics = choices.tactics
+            built.append(Profile(profile.min, profile.opt, profile.max, tactics))
+    except KeyboardInterrupt:  # the layers timed so far are the expensive part: keep them for the next build
+        raise _interrupted(cache, config, keep_cache) from None
+    if keep_cache:
         cache.save(config.timing_cache)
     settings = config.model_dump(exclude={"timing_cache"})
     return Plan(
@@ -91,6 +95,17 @@ def build_engine(
         memory_plan=[memory_plan(optimized, symbol, p.opt) for p in built],
         batch_symbol=symbol,
     )
+
+
+def _interrupted(cache: TimingCache, config: BuildConfig, keep_cache: bool) -> Interrupted:
+    """Ctrl-C while tactics were timed: save what was measured (with a timing cache) and say how to go on."""
+    if keep_cache and config.timing_cache:
+        cache.save(config.timing_cache)
+        fix = "build again with --cache-mode merge: it times only the layers the cache does not hold yet"
+        return Interrupted(f"interrupted while timing tactics; {len(cache.entries)} layer timings saved",
+                           where=config.timing_cache, fix=fix)  # fmt: skip
+    fix = "pass --timing-cache FILE to keep the timings of an interrupted build for the next one"
+    return Interrupted("interrupted while timing tactics; nothing was written", fix=fix)
 
 
 def _model_bytes(model: str | Path | bytes | Any) -> bytes:

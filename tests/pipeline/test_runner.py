@@ -358,3 +358,17 @@ def test_post_stage_restores_mux_order_of_batches_finished_out_of_order(
     pipeline._post_loop()
     out = [pipeline._queues[1].get_nowait().batch.frames[0].frame_idx for _ in range(4)]
     assert out == [0, 1, 2, 3]
+
+
+def test_sigterm_drains_like_ctrl_c(clips: list[Path], known_model: Path, tmp_path: Path) -> None:
+    """``docker stop`` / systemd send SIGTERM: the run drains and closes its sinks instead of dying mid-file."""
+    data = base_config(clips[:1], known_model, tmp_path)
+    data["sources"][0]["loop"] = True  # endless
+    before = signal.getsignal(signal.SIGTERM)
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM))
+    timer.start()
+    summary = Pipeline(load_pipeline_config(data=data)).run()
+    timer.join()
+    assert summary.stopped_by == "signal" and summary.frames > 0
+    assert len((tmp_path / "events.jsonl").read_text().splitlines()) == summary.frames  # drained, closed
+    assert signal.getsignal(signal.SIGTERM) is before

@@ -16,7 +16,7 @@ Files are never dropped (back-pressure reaches the decoder); live sources drop t
 sink never stalls inference. A source that fails is reported (one line) and the others go on; a sink
 that fails is reported and counted. When a source ends, what the analytics still hold for it (tracks
 inside an ROI) is flushed as events that reach every sink after that source's last frame, as an
-``EndOfStream`` message. ``stop()`` (SIGINT, ``duration_s``) stops reading, drains what is in flight
+``EndOfStream`` message. ``stop()`` (SIGINT, SIGTERM, ``duration_s``) stops reading, drains what is in flight
 through every stage, flushes the sources that did not end, then closes the sinks. ``run()`` returns a
 ``RunSummary`` and writes ``summary.json``.
 
@@ -187,7 +187,7 @@ class Pipeline:
 
     # -- running ---------------------------------------------------------------------------------------
     def run(self, duration_s: float | None = None, on_status: Callable[[Telemetry], None] | None = None) -> RunSummary:
-        """Run until every source ends, ``duration_s`` passes, ``stop()`` or Ctrl-C; return the summary."""
+        """Run until every source ends, ``duration_s`` passes, ``stop()``, Ctrl-C or SIGTERM; return the summary."""
         duration_s = duration_s if duration_s is not None else self.config.duration_s
         port = self.config.telemetry.prometheus_port
         if port is not None:
@@ -418,18 +418,26 @@ class Pipeline:
 
     # -- plumbing ------------------------------------------------------------------------------------
     def _install_sigint(self) -> Callable[[], None]:
-        """Ctrl-C stops reading and drains (a second Ctrl-C interrupts as usual)."""
+        """Ctrl-C (SIGINT) or SIGTERM (``docker stop``, systemd, Kubernetes) stops reading and drains, so sinks
+        close their files (a playable MP4, the summary); a second signal of the same kind acts as usual."""
         if threading.current_thread() is not threading.main_thread():
             return lambda: None
-        previous = signal.getsignal(signal.SIGINT)
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
 
         def handler(signum: int, frame: Any) -> None:
-            log.warning("interrupted: draining the pipeline and closing sinks (Ctrl-C again to abort)")
+            name, again = ("Ctrl-C", "Ctrl-C again") if signum == signal.SIGINT else ("SIGTERM", "a second SIGTERM")
+            log.warning("%s: draining the pipeline and closing sinks (%s to abort)", name, again)
             self.stop("signal")
-            signal.signal(signal.SIGINT, previous)
+            signal.signal(signum, previous[signum])
 
-        signal.signal(signal.SIGINT, handler)
-        return lambda: signal.signal(signal.SIGINT, previous)
+        for sig in previous:
+            signal.signal(sig, handler)
+
+        def restore() -> None:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+        return restore
 
     def _start_control(self) -> Any:
         if self.config.control_port is None:

@@ -137,3 +137,28 @@ def test_ctrl_c_keeps_the_finished_epochs_and_says_how_to_resume(
     monkeypatch.setattr(Fit, "train_epoch", real)  # the printed command's resume works as said
     resumed = train(load_spec(run / "spec.yaml", overrides=[f"training.resume={run / 'last.safetensors'}"]), run)
     assert resumed.epochs_done == 3
+
+
+def test_sigterm_ends_training_like_ctrl_c(
+    synth_sets: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import signal
+
+    from lanner.core.errors import Interrupted
+    from lanner.train.trainer import Fit
+
+    real, calls = Fit.train_epoch, []
+
+    def preempted_in_second_epoch(self, progress, on_log):
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)  # the cluster preempts the job
+        return real(self, progress, on_log)
+
+    monkeypatch.setattr(Fit, "train_epoch", preempted_in_second_epoch)
+    before = signal.getsignal(signal.SIGTERM)
+    data = tiny_spec(synth_sets["train"], training={"epochs": 3})
+    with pytest.raises(Interrupted, match="interrupted during epoch 2 of 3; .*holds epoch 1"):
+        train(load_spec(data=data), tmp_path / "run")
+    assert signal.getsignal(signal.SIGTERM) is before

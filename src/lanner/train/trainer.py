@@ -18,6 +18,8 @@ from __future__ import annotations
 import json
 import math
 import random
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -247,6 +249,7 @@ def train(
     epochs_this_call = 0
     best_path = results_dir / "best.safetensors"  # a resumed run's best so far; another run's is not this one's
     best_path = best_path if spec.training.resume is not None and best_path.exists() else None
+    restore_sigterm = _sigterm_interrupts()  # a preempted job (SIGTERM) ends like Ctrl-C: summary, resume line
     try:
         while fit.epoch < spec.training.epochs and (stop_after_epochs is None or epochs_this_call < stop_after_epochs):
             started = time.perf_counter()
@@ -260,6 +263,8 @@ def train(
         if rt.is_main and fit.history:
             _write_summary(fit, results_dir)
         raise _interrupted(fit, results_dir) from None
+    finally:
+        restore_sigterm()
     book.close()
     if rt.is_main:
         _write_summary(fit, results_dir)
@@ -267,6 +272,21 @@ def train(
     return TrainResult(
         results_dir, results_dir / "last.safetensors", best_path, fit.history, fit.last_metrics, fit.epoch
     )
+
+
+def _sigterm_interrupts() -> Callable[[], None]:
+    """Make SIGTERM (a cluster preempting the job, ``docker stop``) raise ``KeyboardInterrupt`` while training;
+    returns the function that puts the previous handler back. Only the main thread can set handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def handler(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, previous)  # a second SIGTERM acts as before
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+    return lambda: signal.signal(signal.SIGTERM, previous)
 
 
 def _interrupted(fit: Fit, results_dir: Path) -> Interrupted:

@@ -159,6 +159,51 @@ def test_sigterm_ends_training_like_ctrl_c(
     monkeypatch.setattr(Fit, "train_epoch", preempted_in_second_epoch)
     before = signal.getsignal(signal.SIGTERM)
     data = tiny_spec(synth_sets["train"], training={"epochs": 3})
-    with pytest.raises(Interrupted, match="interrupted during epoch 2 of 3; .*holds epoch 1"):
+    with pytest.raises(Interrupted, match=r"interrupted during epoch 2 of 3; .*holds epoch 1"):
         train(load_spec(data=data), tmp_path / "run")
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+@pytest.mark.parametrize(
+    ("raised", "message"),
+    [
+        (
+            "oom",
+            r"training.batch_size: out of GPU memory in epoch 1 \(Tried to allocate 2.00 GiB\) at batch size 2 "
+            r"at input 64x96; lower training.batch_size \(now 2; try 1\), or lower model.input_size",
+        ),
+        (
+            "worker",
+            r"training.workers: a data-loading worker was killed in epoch 1 \(out of host memory\?\); "
+            r"lower training.workers \(now 0\) or training.batch_size$",
+        ),
+    ],
+)
+def test_out_of_memory_is_one_line_with_the_knobs(
+    synth_sets: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, raised: str, message: str
+) -> None:
+    from lanner.train.trainer import Fit
+
+    def fail(self, progress, on_log):
+        if raised == "oom":
+            raise torch.OutOfMemoryError(
+                "CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 79.1 GiB of which 1 GiB"
+            )
+        raise RuntimeError("DataLoader worker (pid 4242) is killed by signal: Killed. ")
+
+    monkeypatch.setattr(Fit, "train_epoch", fail)
+    data = tiny_spec(synth_sets["train"], model={"input_size": [64, 96]}, training={"batch_size": 2})
+    with pytest.raises(DataError, match=message) as info:
+        train(load_spec(data=data), tmp_path / "run")
+    assert "\n" not in str(info.value)
+
+
+def test_other_runtime_errors_pass_through(synth_sets: dict[str, Path], tmp_path: Path, monkeypatch) -> None:
+    from lanner.train.trainer import Fit
+
+    def fail(self, progress, on_log):
+        raise RuntimeError("shape mismatch in some layer")
+
+    monkeypatch.setattr(Fit, "train_epoch", fail)
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        train(load_spec(data=tiny_spec(synth_sets["train"])), tmp_path / "run")

@@ -263,6 +263,14 @@ def train(
         if rt.is_main and fit.history:
             _write_summary(fit, results_dir)
         raise _interrupted(fit, results_dir) from None
+    except torch.OutOfMemoryError as exc:  # one line with the knobs that fix it, not torch's paragraph
+        book.close()
+        raise _out_of_memory(fit, str(exc)) from None
+    except RuntimeError as exc:
+        if "DataLoader worker" not in str(exc) or "killed" not in str(exc):
+            raise
+        book.close()
+        raise _worker_killed(fit, results_dir) from None
     finally:
         restore_sigterm()
     book.close()
@@ -272,6 +280,26 @@ def train(
     return TrainResult(
         results_dir, results_dir / "last.safetensors", best_path, fit.history, fit.last_metrics, fit.epoch
     )
+
+
+def _out_of_memory(fit: Fit, torch_message: str) -> DataError:
+    """CUDA ran out of memory: what was asked, and the spec keys that make a step smaller."""
+    t = fit.spec.training
+    asked = torch_message.split(". GPU")[0].removeprefix("CUDA out of memory. ").strip() or "out of memory"
+    size = fit.spec.model.input_size
+    shape = f" at input {size[0]}x{size[1]}" if size else ""
+    fix = f"lower training.batch_size (now {t.batch_size}; try {max(1, t.batch_size // 2)})"
+    fix += "" if t.amp else " or set training.amp: true (half the activation memory)"
+    return DataError(f"out of GPU memory in epoch {fit.epoch + 1} ({asked}) at batch size {t.batch_size}{shape}",
+                     where="training.batch_size", fix=f"{fix}, or lower model.input_size")  # fmt: skip
+
+
+def _worker_killed(fit: Fit, results_dir: Path) -> DataError:
+    """A DataLoader worker died (the kernel's OOM killer, most often): which knobs use less host memory."""
+    kept = f"; {results_dir / 'last.safetensors'} holds epoch {fit.epoch}" if fit.epoch else ""
+    fix = f"lower training.workers (now {fit.spec.training.workers}) or training.batch_size{kept}"
+    what = f"a data-loading worker was killed in epoch {fit.epoch + 1} (out of host memory?)"
+    return DataError(what, where="training.workers", fix=fix)
 
 
 def _sigterm_interrupts() -> Callable[[], None]:

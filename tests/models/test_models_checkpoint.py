@@ -2,6 +2,7 @@
 
 import json
 import struct
+from pathlib import Path
 
 import pytest
 import torch
@@ -47,7 +48,7 @@ def test_file_is_safetensors_with_a_json_header(tmp_path) -> None:
     (header_len,) = struct.unpack("<Q", raw[:8])
     header = json.loads(raw[8 : 8 + header_len])
     assert json.loads(header["__metadata__"]["lanner"])["meta"] == {"epoch": 1}
-    assert not list(tmp_path.glob("*.tmp"))
+    assert not list(tmp_path.glob("*.partial"))
 
 
 def test_meta_must_be_json(tmp_path) -> None:
@@ -144,3 +145,26 @@ def test_damaged_checkpoints_are_one_line_data_errors(tmp_path, how: str, messag
         with pytest.raises(DataError, match=message) as info:
             read(path)
         assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_full_disk_is_one_line_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch) -> None:
+    import errno
+
+    import safetensors.torch
+
+    model = create_model("resnet10", num_classes=2)
+    path = save_checkpoint(tmp_path / "last.safetensors", model, {"epoch": 1})
+
+    def disk_full(tensors, filename, metadata=None):
+        Path(filename).write_bytes(b"\0" * 100)  # some bytes made it before the disk filled
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", disk_full)
+    with pytest.raises(DataError) as info:
+        save_checkpoint(path, model, {"epoch": 2})
+    assert str(info.value) == (
+        f"{path}: cannot write the checkpoint: No space left on device; "
+        "free disk space, or write to another folder (-r/--results, -o)"
+    )
+    monkeypatch.undo()
+    assert load_checkpoint(path)[1]["meta"]["epoch"] == 1 and [p.name for p in tmp_path.iterdir()] == [path.name]

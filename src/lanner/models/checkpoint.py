@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import pickle
 import re
 from collections.abc import Iterator, Mapping
@@ -37,6 +36,7 @@ import torch
 from torch import nn
 
 from lanner.core.errors import ConfigError, DataError
+from lanner.core.folders import replacing, writing
 from lanner.models.registry import ModelInfo, create_model
 
 log = logging.getLogger(__name__)
@@ -74,10 +74,9 @@ def save_checkpoint(
         ) from err
     tensors = {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
     tensors.update({EXTRA_PREFIX + k: v.detach().cpu().clone().contiguous() for k, v in extra.items()})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={_HEADER_KEY: header})
-    os.replace(tmp, path)
+    fix = "free disk space, or write to another folder (-r/--results, -o)"
+    with writing(path, "checkpoint", fix=fix), replacing(path) as partial:  # a disk that fills keeps the old one
+        save_file(tensors, str(partial), metadata={_HEADER_KEY: header})
     return path
 
 

@@ -70,7 +70,7 @@ def filling(folder: Path, command: str) -> Iterator[Path]:
     try:
         yield folder
     except BaseException as exc:
-        untouched = [p.name for p in Path(folder).iterdir()] == [INCOMPLETE_MARKER]
+        untouched = Path(folder).is_dir() and [p.name for p in Path(folder).iterdir()] == [INCOMPLETE_MARKER]
         if untouched:  # it stopped before writing anything: leave no trace
             marker.unlink(missing_ok=True)
             if not existed:

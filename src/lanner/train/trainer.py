@@ -15,13 +15,14 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import random
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -249,8 +250,7 @@ def train(
     epochs_this_call = 0
     best_path = results_dir / "best.safetensors"  # a resumed run's best so far; another run's is not this one's
     best_path = best_path if spec.training.resume is not None and best_path.exists() else None
-    restore_sigterm = _sigterm_interrupts()  # a preempted job (SIGTERM) ends like Ctrl-C: summary, resume line
-    try:
+    with _stops_explained(fit, book, results_dir):  # Ctrl-C, SIGTERM, out of memory: one line, work kept
         while fit.epoch < spec.training.epochs and (stop_after_epochs is None or epochs_this_call < stop_after_epochs):
             started = time.perf_counter()
             record = {"event": "epoch", **fit.train_epoch(progress, on_log)}
@@ -258,12 +258,32 @@ def train(
             epochs_this_call += 1
             record.update(epoch=fit.epoch, step=fit.step, seconds=round(time.perf_counter() - started, 3))
             best_path = _end_of_epoch(fit, record, book, on_log) or best_path
-    except KeyboardInterrupt:  # Ctrl-C: keep the finished epochs' plots, say how to resume
+    book.close()
+    if rt.is_main:
+        _write_summary(fit, results_dir)
+    barrier()
+    return TrainResult(
+        results_dir, results_dir / "last.safetensors", best_path, fit.history, fit.last_metrics, fit.epoch
+    )
+
+
+@contextlib.contextmanager
+def _stops_explained(fit: Fit, book: Logbook, results_dir: Path) -> Iterator[None]:
+    """Turn the ways a run stops early into one line that says what was kept and what to change.
+
+    Ctrl-C and SIGTERM (a preempted job) write the finished epochs' plots and summary and name the resume
+    command; CUDA out of memory names the keys that make a step smaller; a killed data-loading worker names
+    ``training.workers``. Other errors pass through unchanged.
+    """
+    restore_sigterm = _sigterm_interrupts()
+    try:
+        yield
+    except KeyboardInterrupt:
         book.close()
-        if rt.is_main and fit.history:
+        if fit.rt.is_main and fit.history:
             _write_summary(fit, results_dir)
         raise _interrupted(fit, results_dir) from None
-    except torch.OutOfMemoryError as exc:  # one line with the knobs that fix it, not torch's paragraph
+    except torch.OutOfMemoryError as exc:
         book.close()
         raise _out_of_memory(fit, str(exc)) from None
     except RuntimeError as exc:
@@ -273,13 +293,6 @@ def train(
         raise _worker_killed(fit, results_dir) from None
     finally:
         restore_sigterm()
-    book.close()
-    if rt.is_main:
-        _write_summary(fit, results_dir)
-    barrier()
-    return TrainResult(
-        results_dir, results_dir / "last.safetensors", best_path, fit.history, fit.last_metrics, fit.epoch
-    )
 
 
 def _out_of_memory(fit: Fit, torch_message: str) -> DataError:

@@ -10,7 +10,20 @@ import pytest
 from lanner.cli import app
 from lanner.cli.main import cli, main
 
-WORKFLOW = ["demo", "dataset", "train", "evaluate", "infer", "export", "calibrate", "build", "bench", "compare", "run"]
+WORKFLOW = [
+    "demo",
+    "dataset",
+    "train",
+    "evaluate",
+    "infer",
+    "export",
+    "calibrate",
+    "build",
+    "bench",
+    "compare",
+    "run",
+    "env",
+]
 # every command but the dataset group (cli/dataset.py has its own owner); synth is reached through it
 WITH_EXAMPLES = [[name] for name in WORKFLOW if name != "dataset"] + [["dataset", "synth"]]
 

@@ -19,6 +19,7 @@ from lanner.cli.calibrate import calibrate
 from lanner.cli.dataset import dataset
 from lanner.cli.demo import demo
 from lanner.cli.engine import bench, build, compare
+from lanner.cli.env import env
 from lanner.cli.model import evaluate_cmd, export_cmd, infer_cmd
 from lanner.cli.run import run
 from lanner.cli.synth import synth
@@ -57,7 +58,7 @@ def cli(ctx: click.Context, debug: bool, quiet: bool) -> None:
 
 
 dataset.add_command(synth)
-for command in (demo, dataset, train, evaluate_cmd, infer_cmd, export_cmd, calibrate, build, bench, compare, run):
+for command in (demo, dataset, train, evaluate_cmd, infer_cmd, export_cmd, calibrate, build, bench, compare, run, env):
     cli.add_command(command)
 
 

@@ -41,9 +41,9 @@ class SourceConfig(Section):
     ``loop`` restarts a file at its end; ``timeout_s`` is how long a live source may go without a
     frame before it is treated as dead and reconnected; ``fps`` is the frame rate given to an image folder
     and to raw .h264/.h265 streams (they carry no timestamps). ``hwaccel: cuda`` decodes files and RTSP
-    on the GPU's NVDEC (``gpu_id``) through PyAV, which needs an FFmpeg built with NVDEC (PyAV's pip wheels
-    have none); ``hwaccel: nvdec`` decodes files on NVDEC through PyNvVideoCodec (``pip install
-    PyNvVideoCodec``). Either way frames are then copied to host memory.
+    on the GPU's NVDEC (``gpu_id``) through PyAV's FFmpeg (``lanner env`` lists its hwaccels; PyAV 18's
+    wheels list ``cuda``); ``hwaccel: nvdec`` decodes files on NVDEC through PyNvVideoCodec (``pip install
+    "lanner[nvdec]"``, measured on an H200). Either way frames are then copied to host memory.
     """
 
     uri: str
@@ -103,7 +103,7 @@ class SourceConfig(Section):
             raise ConfigError(f"hwaccel applies to files and RTSP, not {self.kind}", where="sources[].hwaccel",
                               fix="remove hwaccel from this source")  # fmt: skip
         if self.hwaccel == "nvdec" and self.kind != "file":
-            fix = "use hwaccel: cuda (PyAV with an NVDEC-enabled FFmpeg) or none for this source"
+            fix = "use hwaccel: cuda (NVDEC through PyAV's FFmpeg) or none for this source"
             raise ConfigError(f"hwaccel: nvdec decodes files, not {self.kind}", where="sources[].hwaccel", fix=fix)
         if self.kind in LIVE_TYPES and (self.loop or self.realtime):
             raise ConfigError(

@@ -1,12 +1,12 @@
 """``hwaccel: nvdec``: files decoded on the GPU's NVDEC through PyNvVideoCodec.
 
-PyAV's pip wheels carry no NVDEC, so ``hwaccel: cuda`` needs an FFmpeg built for it; ``nvdec`` needs only
-``pip install PyNvVideoCodec`` (NVIDIA's Python bindings of the Video Codec SDK) and torch with CUDA. The
-demuxer is PyNvVideoCodec's, the decoder writes NV12 into GPU memory, each frame is turned into BGR on the
-GPU (``nv12_to_bgr``, BT.601 limited range as OpenCV's ``COLOR_YUV2BGR_NV12``) and copied to host memory,
-where the rest of the pipeline takes it. Timestamps count frames at the container's frame rate. Unlike the
-PyAV path, a truncated file ends the source early without the "truncated" error (PyNvVideoCodec's demuxer
-announces no frame count to check against).
+``hwaccel: cuda`` asks PyAV's FFmpeg for NVDEC; ``nvdec`` uses NVIDIA's own Python bindings of the Video
+Codec SDK instead (``pip install "lanner[nvdec]"``: PyNvVideoCodec, with torch for CUDA), the path measured
+on an H200. The demuxer is PyNvVideoCodec's, the decoder writes NV12 into GPU memory, each frame is turned
+into BGR on the GPU (``nv12_to_bgr``, BT.601 limited range as OpenCV's ``COLOR_YUV2BGR_NV12``) and copied to
+host memory, where the rest of the pipeline takes it. Timestamps count frames at the container's frame rate.
+Unlike the PyAV path, a truncated file ends the source early without the "truncated" error (PyNvVideoCodec's
+demuxer announces no frame count to check against).
 
 Measured on one H200 (docs/benchmarks.md, ``bench/nvdec.py``): NVDEC decodes about 4470 frames/s of 1080p
 H.264, 128 streams at 30 fps each.

@@ -141,7 +141,7 @@ def test_a_looping_file_restarts_with_rising_pts(monkeypatch: pytest.MonkeyPatch
 
 def test_without_pynvvideocodec_the_error_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch, clip: Path) -> None:
     use(monkeypatch, None)  # a None entry in sys.modules makes the import fail
-    with pytest.raises(SourceError, match=r"hwaccel: nvdec needs PyNvVideoCodec.*pip install PyNvVideoCodec"):
+    with pytest.raises(SourceError, match=r"hwaccel: nvdec needs PyNvVideoCodec.*pip install \"lanner\[nvdec\]\""):
         open_source(SourceConfig(uri=str(clip), hwaccel="nvdec"), 0)
 
 
@@ -181,7 +181,7 @@ def gpu_ready() -> str:
     try:
         import PyNvVideoCodec  # noqa: F401
     except ImportError:
-        return "needs PyNvVideoCodec (pip install PyNvVideoCodec)"
+        return 'needs PyNvVideoCodec (pip install "lanner[nvdec]")'
     return ""
 
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from lanner.core.errors import SourceError
 
-NVDEC_FIX = "pip install PyNvVideoCodec and torch with CUDA, or set hwaccel: none to decode on the CPU"
+NVDEC_FIX = 'pip install "lanner[nvdec]" (torch must be a CUDA build; `lanner env` checks), or hwaccel: none'
 # BT.601 limited range, OpenCV's YUV->RGB integer coefficients (ITU-R BT.601, scaled by 2^20)
 _CY, _CRV, _CGU, _CGV, _CBU = 1220542, 1673527, -409993, -852492, 2116026
 

@@ -42,6 +42,7 @@ import numpy as np
 
 from lanner.core.errors import ConfigError, LannerError, SourceError
 from lanner.core.frame import Batch, Frame
+from lanner.core.signals import handle_once
 from lanner.pipeline.config import PipelineConfig, load_pipeline_config
 from lanner.pipeline.infer import Detector, GapFiller, SecondaryClassifier
 from lanner.pipeline.mux import Muxer
@@ -420,24 +421,13 @@ class Pipeline:
     def _install_sigint(self) -> Callable[[], None]:
         """Ctrl-C (SIGINT) or SIGTERM (``docker stop``, systemd, Kubernetes) stops reading and drains, so sinks
         close their files (a playable MP4, the summary); a second signal of the same kind acts as usual."""
-        if threading.current_thread() is not threading.main_thread():
-            return lambda: None
-        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
 
-        def handler(signum: int, frame: Any) -> None:
+        def drain(signum: int) -> None:
             name, again = ("Ctrl-C", "Ctrl-C again") if signum == signal.SIGINT else ("SIGTERM", "a second SIGTERM")
             log.warning("%s: draining the pipeline and closing sinks (%s to abort)", name, again)
             self.stop("signal")
-            signal.signal(signum, previous[signum])
 
-        for sig in previous:
-            signal.signal(sig, handler)
-
-        def restore() -> None:
-            for sig, old in previous.items():
-                signal.signal(sig, old)
-
-        return restore
+        return handle_once((signal.SIGINT, signal.SIGTERM), drain)
 
     def _start_control(self) -> Any:
         if self.config.control_port is None:

@@ -20,7 +20,6 @@ import json
 import math
 import random
 import signal
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from lanner.core.config import save_config
 from lanner.core.errors import DataError, Interrupted
 from lanner.core.folders import make_folder
 from lanner.core.progress import ProgressFn, advance
+from lanner.core.signals import handle_once
 from lanner.data.dataset import crowd_class
 from lanner.models import save_checkpoint
 from lanner.train.checkpointing import restore_training, save_training
@@ -275,7 +275,7 @@ def _stops_explained(fit: Fit, book: Logbook, results_dir: Path) -> Iterator[Non
     command; CUDA out of memory names the keys that make a step smaller; a killed data-loading worker names
     ``training.workers``. Other errors pass through unchanged.
     """
-    restore_sigterm = _sigterm_interrupts()
+    restore_sigterm = handle_once((signal.SIGTERM,), _raise_interrupt)
     try:
         yield
     except KeyboardInterrupt:
@@ -315,19 +315,9 @@ def _worker_killed(fit: Fit, results_dir: Path) -> DataError:
     return DataError(what, where="training.workers", fix=fix)
 
 
-def _sigterm_interrupts() -> Callable[[], None]:
-    """Make SIGTERM (a cluster preempting the job, ``docker stop``) raise ``KeyboardInterrupt`` while training;
-    returns the function that puts the previous handler back. Only the main thread can set handlers."""
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-    previous = signal.getsignal(signal.SIGTERM)
-
-    def handler(signum: int, frame: Any) -> None:
-        signal.signal(signal.SIGTERM, previous)  # a second SIGTERM acts as before
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, handler)
-    return lambda: signal.signal(signal.SIGTERM, previous)
+def _raise_interrupt(signum: int) -> None:
+    """SIGTERM (a cluster preempting the job, ``docker stop``) takes Ctrl-C's path while training."""
+    raise KeyboardInterrupt
 
 
 def _interrupted(fit: Fit, results_dir: Path) -> Interrupted:

@@ -50,6 +50,6 @@ def test_ctrl_c_before_anything_was_written_leaves_no_trace(tmp_path: Path, exis
 
 def test_a_coco_file_in_a_marked_folder_is_refused(tmp_path: Path) -> None:
     (tmp_path / "annotations.json").write_text("{}")
-    (tmp_path / INCOMPLETE_MARKER).write_text("lanner dataset augment was writing this folder and did not finish\n")
+    (tmp_path / INCOMPLETE_MARKER).write_text("lanner dataset augment\n(it did not finish)\n")
     with pytest.raises(DataError, match="lanner dataset augment did not finish"):
         check_complete(tmp_path / "annotations.json")

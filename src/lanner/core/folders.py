@@ -23,7 +23,7 @@ from pathlib import Path
 
 from lanner.core.errors import DataError, Interrupted, UsageError
 
-INCOMPLETE_MARKER = ".lanner-incomplete"  # in a folder a command is writing; removed when it finishes
+INCOMPLETE_MARKER = ".lanner-incomplete"  # in a folder a command is writing (its first line names the command)
 
 
 def make_folder(path: str | Path, what: str = "output", option: str = "-o/--output") -> Path:
@@ -66,7 +66,7 @@ def filling(folder: Path, command: str) -> Iterator[Path]:
     """
     existed = Path(folder).is_dir()
     marker = make_folder(folder) / INCOMPLETE_MARKER
-    marker.write_text(f"{command} was writing this folder and did not finish; run it again or delete the folder\n")
+    marker.write_text(f"{command}\n(it was writing this folder and did not finish: run it again or delete it)\n")
     try:
         yield folder
     except BaseException as exc:
@@ -89,7 +89,7 @@ def check_complete(path: str | Path) -> None:
     for folder in (path, path.parent) if path.is_dir() else (path.parent,):
         marker = folder / INCOMPLETE_MARKER
         if marker.is_file():
-            writer = marker.read_text(errors="replace").split(" was writing", 1)[0].strip() or "a lanner command"
+            writer = (marker.read_text(errors="replace").splitlines() or [""])[0].strip() or "a lanner command"
             raise DataError(
                 f"incomplete: {writer} did not finish writing it",
                 where=str(folder),

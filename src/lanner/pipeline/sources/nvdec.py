@@ -78,17 +78,17 @@ class NvdecReader:
     """
 
     def __init__(self, path: str, gpu_id: int, where: str) -> None:
-        self.nvc = load_nvc(where)
-        self.where, self.gpu_id = where, gpu_id
+        nvc = load_nvc(where)
+        self.gpu_id = gpu_id
         visible = cuda_devices()
         if gpu_id >= visible:
             fix = f"use gpu_id below {visible}, or hwaccel: none" if visible else NVDEC_FIX
             message = f"hwaccel: nvdec on GPU {gpu_id}, but {visible} CUDA GPU(s) are visible"
             raise SourceError(message, where=where, fix=fix)
         try:
-            self.demuxer = self.nvc.CreateDemuxer(filename=path)
+            self.demuxer = nvc.CreateDemuxer(filename=path)
             codec = self.demuxer.GetNvCodecId()
-            self.decoder = self.nvc.CreateDecoder(gpuid=gpu_id, codec=codec, usedevicememory=True)
+            self.decoder = nvc.CreateDecoder(gpuid=gpu_id, codec=codec, usedevicememory=True)
             self.width, self.height = int(self.demuxer.Width()), int(self.demuxer.Height())
             self.fps = float(self.demuxer.FrameRate()) or None
         except Exception as exc:  # PyNvVideoCodec raises its own exception types, all with a message

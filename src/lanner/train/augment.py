@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -29,6 +30,9 @@ class Augment:
     """A seeded, bbox-safe albumentations pipeline (see the module docstring)."""
 
     def __init__(self, section: AugmentationSection) -> None:
+        # albumentations asks PyPI for a newer version when it is first imported, unless this is set: training
+        # must not touch the network (offline machines wait on DNS, and CI logged the failed lookup).
+        os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
         import albumentations as A
         import cv2
 

@@ -437,3 +437,23 @@ def test_end_of_stream_is_an_exit_message_on_brokers_and_not_encoded_to_video(tm
     video.write(eos)
     video.close()
     assert len(_decode(tmp_path / "v.mp4")) == 2
+
+
+def test_an_encoder_that_cannot_open_is_one_config_line_and_leaves_no_file(tmp_path) -> None:
+    # This machine has no NVIDIA driver, so h264_nvenc cannot open; FFmpeg's own reason is in the message.
+    if "h264_nvenc" not in av.codecs_available:
+        pytest.skip("this PyAV build has no h264_nvenc encoder to fail")
+    path = tmp_path / "out.mp4"
+    sink = build_sink(VideoSinkConfig(path=str(path), fps=15, codec="h264_nvenc"))
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("a GPU machine may open NVENC (tests/pipeline/test_gpu_media.py covers that)")
+    except ImportError:
+        pass
+    with pytest.raises(ConfigError, match=r"h264_nvenc cannot open on this machine: \S") as err:
+        sink.write(_frame(image=np.zeros((64, 96, 3), np.uint8)))
+    assert "codec: libx264" in err.value.fix and "\n" not in str(err.value)
+    assert not path.exists()
+    sink.close()  # nothing to flush

@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,7 @@ class _Encoder:
         stream.options = _codec_options(config)
         if config.bitrate_kbps is not None:
             stream.codec_context.bit_rate = config.bitrate_kbps * 1000
-        self.stream = stream
+        self.stream, self.codec, self.where = stream, config.codec, str(path)
         self.frames = 0
 
     def write(self, image_bgr: np.ndarray) -> None:
@@ -64,12 +65,49 @@ class _Encoder:
         yuv = cv2.cvtColor(np.ascontiguousarray(image_bgr), cv2.COLOR_BGR2YUV_I420)
         frame = self._av.VideoFrame.from_ndarray(yuv, format="yuv420p")
         frame.pts = self.frames
+        packets = self._open_with(frame) if self.frames == 0 else self.stream.encode(frame)
         self.frames += 1
-        self.container.mux(self.stream.encode(frame))
+        self.container.mux(packets)
+
+    def _open_with(self, frame: Any) -> Any:
+        """Encode the first frame, which opens the encoder; if it cannot open, say why in one line.
+
+        FFmpeg gives the reason only in its log (PyAV's exception says "Generic error in an external
+        library"), so the log is captured, at error level, for this one call.
+        """
+        logging = self._av.logging
+        level = logging.get_level()
+        logging.set_level(logging.ERROR)
+        try:
+            with logging.Capture() as logs:
+                return self.stream.encode(frame)
+        except self._av.error.FFmpegError as exc:
+            reason = logs[-1][2].strip() if logs else str(exc)
+            message, fix = _open_failure(self.codec, reason)
+            raise ConfigError(message, where=self.where, fix=fix) from None
+        finally:
+            logging.set_level(level)
+
+    def discard(self) -> None:
+        """Remove the file of an encoder that never opened (it holds no frame)."""
+        path = Path(self.container.name)
+        with contextlib.suppress(self._av.error.FFmpegError):  # no header was written: the trailer may fail
+            self.container.close()
+        path.unlink(missing_ok=True)
 
     def close(self) -> None:
         self.container.mux(self.stream.encode(None))
         self.container.close()
+
+
+def _open_failure(codec: str, reason: str) -> tuple[str, str]:
+    """(message, fix) for an encoder that would not open."""
+    if codec == "h264_nvenc":
+        # e.g. "OpenEncodeSessionEx failed: unsupported device": data-centre GPUs such as the H100 and H200
+        # have NVDEC but no NVENC engine; a driver without libnvidia-encode fails here too.
+        fix = "use codec: libx264, or a GPU with an NVENC engine (not A100/H100/H200) and its driver's encode library"
+        return f"h264_nvenc cannot open on this machine: {reason}", fix
+    return f"the {codec} encoder cannot open: {reason}", "use codec: libx264 with a standard PyAV wheel"
 
 
 def _check_target(path: Path) -> None:
@@ -126,7 +164,14 @@ class VideoSink:
         encoder = self._encoders.get(key)
         if encoder is None:
             height, width = frame.image.shape[:2]
-            encoder = self._encoders[key] = _Encoder(self.path_for(key), width, height, self.config)
+            encoder = _Encoder(self.path_for(key), width, height, self.config)
+            try:
+                encoder.write(frame.image)  # opens the codec
+            except ConfigError:
+                encoder.discard()
+                raise
+            self._encoders[key] = encoder
+            return
         encoder.write(frame.image)
 
     def frames_written(self) -> dict[int | None, int]:

@@ -42,8 +42,10 @@ class SourceConfig(Section):
     frame before it is treated as dead and reconnected; ``fps`` is the frame rate given to an image folder
     and to raw .h264/.h265 streams (they carry no timestamps). ``hwaccel: cuda`` decodes files and RTSP
     on the GPU's NVDEC (``gpu_id``) through PyAV's FFmpeg (``lanner env`` lists its hwaccels; PyAV 18's
-    wheels list ``cuda``); ``hwaccel: nvdec`` decodes files on NVDEC through PyNvVideoCodec (``pip install
-    "lanner[nvdec]"``, measured on an H200). Either way frames are then copied to host memory.
+    wheels list ``cuda``; on an H200 it gave 120 frames/s of 1080p against 519 on 16 CPU cores, because FFmpeg
+    downloads and converts every frame on the CPU); ``hwaccel: nvdec`` decodes files on NVDEC through
+    PyNvVideoCodec (``pip install "lanner[nvdec]"``, 3.5x less CPU per frame than CPU decode on the H200), the
+    GPU route to prefer. Either way frames are then copied to host memory.
     """
 
     uri: str

@@ -12,6 +12,7 @@
 #   bash experiments/gpu_session.sh ext      # step 2: carry that file (CLASSEXT_ARGS adds recipe flags)
 # A run longer than one call (the machine stays warm while the next call comes within its idle window):
 #   bash experiments/gpu_session.sh synth-bg     # start synth yolox_s in its own process session, follow it
+#   bash experiments/gpu_session.sh starter-bg   # the shipped starter detector (about 15 min), then `follow`
 #   bash experiments/gpu_session.sh classext-bg  # the same for class extension, base and extension in one job
 #   bash experiments/gpu_session.sh follow       # a later call: follow it to the end, bring back its result
 #   RECIPES="--copy-paste 0.5;--mosaic 1.0" bash experiments/gpu_session.sh classext-multi
@@ -41,13 +42,15 @@ job() {  # job NAME GPU COMMAND...: run on one GPU with a time limit, log to $OU
   (CUDA_VISIBLE_DEVICES=$gpu timeout "$LIMIT" bash -c "$*" > "$OUT/$name.log" 2>&1; echo "$name rc=$?" >> "$OUT/rc.txt") &
 }
 
-starter() {
-  # 640x360 renders: the 288x512 network input sees the same picture as from 1280x720, at a quarter of the
-  # augmentation cost per image
-  $L dataset synth --out data/starter/train --images 2400 --resolution 640x360 --seed 101 --workers 12 --force
-  $L dataset synth --out data/starter/val --images 300 --resolution 640x360 --seed 202 --workers 12 --force
-  $L train -e configs/train/starter_detector_gpu.yaml -r runs/starter_gpu
-  $L export -m runs/starter_gpu/best.safetensors -o "$OUT/traffic_detector.onnx" --dynamic-batch
+starter() {  # the starter detector in the foreground (sessions a-c); starter-bg below runs it in the background
+  starter800 && cp runs/starter_gpu/traffic_detector.onnx "$OUT/"
+}
+
+starter800() {  # the shipped detector's recipe (configs/train/starter_detector_gpu.yaml)
+  $L dataset synth --out data/starter/train800 --images ${STARTER_IMAGES:-10000} --resolution 800x450 --seed 101 --workers 14 --force &&
+    $L dataset synth --out data/starter/val800 --images 300 --resolution 800x450 --seed 202 --workers 14 --force &&
+    $L train -e configs/train/starter_detector_gpu.yaml -r runs/starter_gpu ${STARTER_SET:-} &&
+    $L export -m runs/starter_gpu/best.safetensors -o runs/starter_gpu/traffic_detector.onnx --dynamic-batch
 }
 
 start_bg() {  # start_bg NAME RESULT COMMAND: run COMMAND in its own process session (outlives this call)
@@ -88,7 +91,7 @@ follow_bg() {  # follow_bg SECONDS: print the background job's epochs until it e
   cp runs/bg.log "$OUT/$name.log"
   if [ -f runs/bg.rc ]; then
     echo "$name rc=$(cat runs/bg.rc)" >> "$OUT/rc.txt"
-    cp "$result" "$OUT/$name.json" 2>/dev/null
+    cp "$result" "$OUT/$name.${result##*.}" 2>/dev/null  # starter.onnx, synth.json, ...
   else
     echo "$name still running after this call" >> "$OUT/rc.txt"
   fi
@@ -101,11 +104,11 @@ case "${1:-}" in
     ;;
   c)  # the runs session b's time limit cut or left short
     job classext 0 "python3 experiments/class_extension.py --out runs/classext --workers 12 && cp runs/classext/result.json $OUT/classext.json"
-    job starter 1 "$(declare -f starter); L='$L'; OUT='$OUT'; starter"
+    job starter 1 "$(declare -f starter starter800); L='$L'; OUT='$OUT'; starter"
     ;;
   b)
     job synth 0 "python3 experiments/synth_yolox_s.py --out runs/synth_yolox_s --workers 14 ${SYNTH_ARGS:-} && cp runs/synth_yolox_s/result.json $OUT/synth.json && python3 bench/train_speed.py --workers 12 --out runs/train_speed/train_speed.json && cp runs/train_speed/train_speed.json $OUT/"
-    job classext 1 "python3 experiments/class_extension.py --out runs/classext --workers 12 && cp runs/classext/result.json $OUT/classext.json; $(declare -f starter); L='$L'; OUT='$OUT'; starter"
+    job classext 1 "python3 experiments/class_extension.py --out runs/classext --workers 12 && cp runs/classext/result.json $OUT/classext.json; $(declare -f starter starter800); L='$L'; OUT='$OUT'; starter"
     ;;
   synth1)
     job synth 0 "python3 experiments/synth_yolox_s.py --out runs/synth_yolox_s --workers 14 --train-images 8000 ${SYNTH_ARGS:-} && cp runs/synth_yolox_s/result.json $OUT/synth.json"
@@ -130,10 +133,14 @@ case "${1:-}" in
     start_bg classext runs/classext_multi.json "$(declare -f multi); RECIPES='${RECIPES:?set RECIPES}'; multi"
     follow_bg "$LIMIT"
     ;;
+  starter-bg)  # STARTER_SET="--set training.epochs=40" shortens it
+    start_bg starter runs/starter_gpu/traffic_detector.onnx "$(declare -f starter800); L='$L'; starter800"
+    follow_bg "$LIMIT"
+    ;;
   follow)
     follow_bg "$LIMIT"
     ;;
-  *) echo "usage: $0 a|b|c|synth1|base|ext|synth-bg|classext-bg|classext-multi|follow" >&2; exit 2 ;;
+  *) echo "usage: $0 a|b|c|synth1|base|ext|synth-bg|starter-bg|classext-bg|classext-multi|follow" >&2; exit 2 ;;
 esac
 wait
 cat "$OUT/rc.txt"

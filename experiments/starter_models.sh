@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Rebuild the two models shipped in src/lanner/assets/ (see its MODEL_CARD.md). The detector recipe
-# (configs/train/starter_detector_gpu.yaml) takes about 5 min on one H200; on a CPU use
-# configs/train/starter_detector.yaml instead (about 40 min for 6 epochs, a weaker model). The classifier
-# takes about 5 min on the 2-core dev machine.
+# (configs/train/starter_detector_gpu.yaml) takes about 22 min on one H200; on a CPU use
+# configs/train/starter_detector.yaml instead (about 40 min for 6 epochs on the 640x360 data its header
+# renders, a much weaker model). The classifier takes about 5 min on the 2-core dev machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 L=${LANNER:-lanner}
 D=data/starter
-$L dataset synth --out $D/train --images 2400 --resolution 640x360 --seed 101 --workers 2 --force
-$L dataset synth --out $D/val --images 300 --resolution 640x360 --seed 202 --workers 2 --force
+$L dataset synth --out $D/train800 --images 10000 --resolution 800x450 --seed 101 --workers 2 --force
+$L dataset synth --out $D/val800 --images 300 --resolution 800x450 --seed 202 --workers 2 --force
 $L dataset synth --out $D/val720 --images 300 --resolution 1280x720 --seed 202 --workers 2 --force
 $L train -e configs/train/starter_detector_gpu.yaml -r runs/starter_detector
 $L export -m runs/starter_detector/best.safetensors -o src/lanner/assets/traffic_detector.onnx --dynamic-batch

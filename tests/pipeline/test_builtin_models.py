@@ -1,6 +1,6 @@
 """The models shipped in ``lanner/assets`` (``builtin:<name>``): present, small, and doing their job.
 
-They are weak (trained on the CPU; see assets/MODEL_CARD.md), so these checks are about wiring and a
+They are small starters (see assets/MODEL_CARD.md), so these checks are about wiring and a
 floor of competence on held-out synthetic data, not about accuracy targets.
 """
 

@@ -112,16 +112,17 @@ def test_detector_runs_at_the_configured_size(exported: dict[tuple[int, int], Pa
         assert len(dets) and (dets.xyxy >= 0).all() and (dets.xyxy[:, [2, 3]] <= [320, 180]).all()
 
 
-def test_starter_detector_finds_the_same_cars_at_a_larger_input() -> None:
+def test_starter_detector_finds_the_same_cars_at_another_input() -> None:
     """Boxes map back to the same image pixels at another input size (a wrong grid or scale would shift them):
-    every confident car at the native size is found again, in place, at 448x800."""
-    native = Detector(DetectorConfig(model="builtin:traffic_detector", conf_threshold=0.6))
-    bigger = Detector(DetectorConfig(model="builtin:traffic_detector", conf_threshold=0.2, input_size=(448, 800)))
+    every confident car at 288x512 is found again, in place, at the model's native 448x800."""
+    small = Detector(DetectorConfig(model="builtin:traffic_detector", conf_threshold=0.6, input_size=(288, 512)))
+    native = Detector(DetectorConfig(model="builtin:traffic_detector", conf_threshold=0.2))
+    assert native.input_spec.size_hw == (448, 800) and small.input_spec.size_hw == (288, 512)
     config = SynthConfig(images=8, width=1280, height=720, seed=999, time_of_day={"day": 1.0})
     matched = total = 0
     for index in range(8):
         image = render_sample(config, index)[0]
-        a, b = (d.detect([image])[0] for d in (native, bigger))
+        a, b = (d.detect([image])[0] for d in (small, native))
         a, b = a[a.class_id == 0], b[b.class_id == 0]
         if len(a) and len(b):
             matched += int((box_iou(a.xyxy, b.xyxy).max(axis=1) >= 0.6).sum())

@@ -9,9 +9,9 @@ fixed batch), decodes, runs numpy NMS, and maps boxes back to each frame's own p
 exported at (``lanner.pipeline.infer.input_size`` rewrites the ONNX's anchor grids; the muxer letterboxes
 to that size because it takes ``input_spec`` from the opened model). ``extra_input_sizes`` also runs
 every due frame at those sizes and merges all boxes by NMS: an image pyramid for a detector that knows a
-narrower range of object sizes than the camera shows. The starter detector, trained at 288x512 on 640x360
-images, finds small and far objects in 720p frames better at 448x800 and the nearest, largest vehicles
-better at 192x320 (MODEL_CARD.md has the measurements).
+narrower range of object sizes than the camera shows. The earlier starter detector, trained at 288x512 on
+640x360 images, found small and far objects in 720p frames better at 448x800 and the nearest, largest
+vehicles better at 192x320 (docs/benchmarks.md has the measurements).
 
 ``interval`` keeps DeepStream's meaning: the number of frames *skipped* between inferences, per source
 (0: every frame, 2: frames 0, 3, 6, ...). Frames that are skipped are left for the tracker to fill.

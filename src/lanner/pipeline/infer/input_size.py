@@ -8,8 +8,8 @@ rewrites exactly those constants for the new size (and the input's height/width,
 count and the ``input_size`` metadata), so the ONNX runs at the new size in ONNX Runtime or the lanner
 engine with no model code and no re-export. Anything else that pins the size is an error, not a guess.
 
-Why a larger input: the starter detector was trained at 288x512 on 640x360 images; a 1280x720 camera
-frame letterboxed to 288x512 loses small and far objects that a larger input keeps
+Why another input: a detector trained at 288x512 on 640x360 images loses small and far objects of a
+1280x720 camera frame letterboxed to 288x512, and a larger input keeps them; a smaller one is cheaper
 (``bench/detector_sizes.py`` measures mAP per class and tracking quality per size).
 
 Example:

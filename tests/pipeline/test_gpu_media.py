@@ -12,6 +12,7 @@ import av
 import cv2
 import numpy as np
 import pytest
+from test_sources_nvdec import drain
 
 from lanner.core.detections import Detections
 from lanner.core.frame import Frame
@@ -73,15 +74,6 @@ def write_clip(path: Path, frames: int = 45) -> None:
             frame.pts, frame.time_base = i, Fraction(1, 30)
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
-
-
-def drain(source, timeout_s: float = 20.0) -> list:
-    source.start()
-    frames = []
-    while (item := source.get(timeout_s)) is not None:
-        frames.append(item.frame)
-    assert source.ended, "source stalled"
-    return frames
 
 
 @pytest.mark.gpu

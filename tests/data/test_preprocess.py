@@ -93,8 +93,20 @@ def test_large_downscales_box_filter_by_an_integer_factor_then_bilinear():
     np.testing.assert_array_equal(out, two_step)  # the fast path: integer INTER_AREA, then bilinear
     direct = cv2.resize(image, (512, 288), interpolation=cv2.INTER_AREA)
     assert np.abs(out.astype(np.int16) - direct).mean() < 2.0  # and close to a single box filter
-    half, _ = letterbox(image, (360, 640))  # from half size up: one INTER_AREA pass, as before
+    half, _ = letterbox(image, (360, 640))  # at exactly half, bilinear is the 2x2 box filter, bit for bit
     np.testing.assert_array_equal(half, cv2.resize(image, (640, 360), interpolation=cv2.INTER_AREA))
+
+
+def test_downscales_from_half_size_up_are_one_bilinear_pass():
+    # INTER_AREA at a fractional factor is 7x slower (8.9 vs 1.3 ms per 720p frame at 448x800), and from
+    # half size up bilinear taps every source pixel, so the 720p -> 448x800 letterbox is bilinear.
+    import cv2
+
+    image = np.random.default_rng(1).integers(0, 256, (720, 1280, 3), dtype=np.uint8)
+    out, scale = letterbox(image, (448, 800))
+    assert scale == pytest.approx(448 / 720) and out.shape == (448, 800, 3)
+    np.testing.assert_array_equal(out[:448, :796], cv2.resize(image, (796, 448), interpolation=cv2.INTER_LINEAR))
+    assert (out[:, 796:] == 114).all()  # the padding column block on the right
 
 
 @pytest.mark.parametrize("order", ["BGR", "RGB"])

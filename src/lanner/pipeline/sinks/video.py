@@ -82,7 +82,8 @@ class _Encoder:
             with logging.Capture() as logs:
                 return self.stream.encode(frame)
         except self._av.error.FFmpegError as exc:
-            reason = logs[-1][2].strip() if logs else str(exc)
+            # e.g. "OpenEncodeSessionEx failed: unsupported device (2): (no details); No capable devices found"
+            reason = "; ".join(dict.fromkeys(line[2].strip() for line in logs)) or str(exc)
             message, fix = _open_failure(self.codec, reason)
             raise ConfigError(message, where=self.where, fix=fix) from None
         finally:

@@ -3,7 +3,8 @@
 # (nvc.tgz: the package; nvc2.tgz: its pynvvideocodec.libs/ folder with the libcudart it loads), pydantic's
 # wheels and cam1080.mp4 (10 s of the synthetic world, 1080p30 H.264).
 #   bash experiments/gpu_checks.sh tests    # pytest -m gpu: NVDEC (PyNvVideoCodec and PyAV cuda), NVENC sink
-#   bash experiments/gpu_checks.sh bench    # bench/decode.py with --hwaccel cuda, bench/nvdec.py's pipeline mode
+#   bash experiments/gpu_checks.sh bench    # bench/decode.py with --hwaccel cuda, then the nvdec job
+#   bash experiments/gpu_checks.sh nvdec    # bench/nvdec.py's FileSource mode: NVDEC against PyAV
 # Logs go to $OUT (default runs/out).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +22,10 @@ case "${1:-}" in
     ;;
   bench)
     timeout 240 python3 bench/decode.py --size 1920x1080 --streams 8,16,32 --hwaccel cuda 2>&1 | tee "$OUT/decode_cuda.txt"
+    bash "$0" nvdec
+    ;;
+  nvdec)  # the bench/nvdec.py mode that runs lanner's FileSource, NVDEC against PyAV (about 1 minute)
     timeout 200 python3 bench/nvdec.py --clip .gpuw/cam1080.mp4 --modes '' --pipeline-sources 4 2>&1 | tee "$OUT/nvdec_pipeline.txt"
     ;;
-  *) echo "usage: $0 tests|bench" >&2; exit 2 ;;
+  *) echo "usage: $0 tests|bench|nvdec" >&2; exit 2 ;;
 esac

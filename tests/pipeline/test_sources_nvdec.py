@@ -41,6 +41,7 @@ def numbered(i: int) -> np.ndarray:
 def fake_nvc(frames: list[np.ndarray], fps: float = 25.0, pad_rows: int = 0, fail: str = "") -> types.ModuleType:
     """A stand-in PyNvVideoCodec: one packet per frame, the decoder gives each back one packet late."""
     module = types.ModuleType("PyNvVideoCodec")
+    module.decoders = []  # every decoder created, for tests that count them
 
     class Demuxer:
         def __init__(self, filename: str) -> None:
@@ -67,6 +68,7 @@ def fake_nvc(frames: list[np.ndarray], fps: float = 25.0, pad_rows: int = 0, fai
             if fail:
                 raise RuntimeError(fail)
             self.held: int | None = None
+            module.decoders.append(self)
 
         def Decode(self, packet: int | None) -> list[torch.Tensor]:
             out = [] if self.held is None else [self.surface(self.held)]
@@ -137,6 +139,17 @@ def test_a_looping_file_restarts_with_rising_pts(monkeypatch: pytest.MonkeyPatch
     source.stop()
     assert [f.pts_ns for f in frames] == [i * 100_000_000 for i in range(7)]
     assert [int(f.image[0, 0, 0]) for f in frames] == [20, 30, 40, 20, 30, 40, 20]
+
+
+def test_the_decoder_opened_to_probe_the_file_decodes_its_first_pass(
+    monkeypatch: pytest.MonkeyPatch, clip: Path
+) -> None:
+    module = fake_nvc([numbered(i) for i in range(3)])
+    use(monkeypatch, module)
+    source = open_source(SourceConfig(uri=str(clip), hwaccel="nvdec"), 0)
+    assert len(module.decoders) == 1  # the probe at construction
+    assert len(drain(source)) == 3
+    assert len(module.decoders) == 1  # no second decoder for the same pass
 
 
 def test_without_pynvvideocodec_the_error_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch, clip: Path) -> None:

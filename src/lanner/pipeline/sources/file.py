@@ -152,9 +152,10 @@ class FileSource(Source):
             raise SourceError("file not found", where=self.where, fix="check the path (relative to where you run)")
         raw = self.path.lower().endswith(RAW_SUFFIXES)
         self.options = {"framerate": f"{config.fps:g}"} if raw else {}
+        self._nvdec_probe: NvdecReader | None = None  # the probe's decoder runs the first pass
         if config.hwaccel == "nvdec":  # PyNvVideoCodec opens the file itself: probe it the same way
-            reader = NvdecReader(self.path, config.gpu_id, self.where)
-            self.info = SourceInfo(reader.width, reader.height, reader.fps, "nvdec")
+            probe = self._nvdec_probe = NvdecReader(self.path, config.gpu_id, self.where)
+            self.info = SourceInfo(probe.width, probe.height, probe.fps, "nvdec")
             return
         container = open_av(self.path, self.where, self.options)  # probe now: a bad file fails at construction
         try:
@@ -176,8 +177,9 @@ class FileSource(Source):
     def _decode_once(self, offset_ns: int) -> Iterator[tuple[int, np.ndarray]]:
         """One pass over the file; returns the last pts (``None`` if it had no frame)."""
         if self.config.hwaccel == "nvdec":
-            last = None
-            for pts_ns, image in NvdecReader(self.path, self.config.gpu_id, self.where).frames(self.config.fps):
+            last, reader = None, self._nvdec_probe or NvdecReader(self.path, self.config.gpu_id, self.where)
+            self._nvdec_probe = None  # a decoder is good for one pass
+            for pts_ns, image in reader.frames(self.config.fps):
                 last = offset_ns + pts_ns
                 yield last, image
                 if self._stop.is_set():

@@ -76,8 +76,11 @@ def write_clip(path: Path, frames: int = 45) -> None:
         container.mux(stream.encode(None))
 
 
+CUDA_HWACCEL_MISSING, NVENC_MISSING = cuda_hwaccel_missing(), nvenc_missing()  # probed once, at collection
+
+
 @pytest.mark.gpu
-@pytest.mark.skipif(bool(cuda_hwaccel_missing()), reason=cuda_hwaccel_missing() or "runs")
+@pytest.mark.skipif(bool(CUDA_HWACCEL_MISSING), reason=CUDA_HWACCEL_MISSING or "runs")
 def test_pyav_cuda_hwaccel_decodes_a_file_like_the_cpu(tmp_path: Path) -> None:
     path = tmp_path / "clip.mp4"
     write_clip(path)
@@ -91,7 +94,7 @@ def test_pyav_cuda_hwaccel_decodes_a_file_like_the_cpu(tmp_path: Path) -> None:
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(bool(nvenc_missing()), reason=nvenc_missing() or "runs")
+@pytest.mark.skipif(bool(NVENC_MISSING), reason=NVENC_MISSING or "runs")
 def test_h264_nvenc_sink_writes_a_file_that_decodes_back(tmp_path: Path) -> None:
     path = tmp_path / "tiled.mp4"
     sink = build_sink(VideoSinkConfig(path=str(path), fps=15, codec="h264_nvenc"))

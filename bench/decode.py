@@ -3,8 +3,9 @@
 Decode rates include the conversion to the HxWx3 BGR array every pipeline stage gets (FFmpeg's swscale,
 as ``FileSource`` does). The muxer
 run feeds 4 file sources (one decode thread each) into ``Muxer`` (batch 4, one frame per source per
-batch, 40 ms push timeout) with a 640x384 letterbox, once in the decode threads (``preprocess_in_source``,
-the default) and once in the muxer's caller, and reports frames/s out of ``next_batch``.
+batch, 40 ms push timeout) with a 448x800 letterbox, once in the decode threads (``preprocess_in_source``,
+the default), once in the muxer's caller, and once the way it ran before decoded pictures stayed YUV (``before``
+in ``mux_run``), and reports frames/s out of ``next_batch``.
 
 Each line gives wall-clock frames/s and the process CPU time per frame (all threads): on a shared or
 loaded machine the wall numbers move with the load, the CPU cost much less. Clips come from the
@@ -25,7 +26,8 @@ from pathlib import Path
 import av
 import cv2
 
-from lanner.data.preprocess import InputSpec
+from lanner.core.frame import Picture
+from lanner.data.preprocess import InputSpec, resize_image
 from lanner.pipeline.mux import MuxConfig, Muxer
 from lanner.pipeline.sources import SourceConfig, open_source
 from lanner.pipeline.sources.file import frame_to_bgr
@@ -99,18 +101,31 @@ def scale_table(path: Path, counts: list[int], hwaccels: list[str]) -> None:
             print(f"{hwaccel:<8} {n:7d} {fps:9.1f} {cpu_ms:13.2f} {int(fps // 30):25d}")
 
 
-def mux_run(paths: list[Path], in_source: bool) -> int:
+def mux_run(paths: list[Path], in_source: bool, before: bool = False) -> int:
+    """4 sources through one Muxer at 448x800 (the starter detector's input), OpenCV single-threaded as in a
+    pipeline run. ``before``: the path until 2026-12-01 (seventh session): FFmpeg's frame threads (3, its
+    choice on 2 cores), every frame converted to BGR at full size and then letterboxed, OpenCV's thread pool on.
+    """
     config = MuxConfig(batch_size=4, batched_push_timeout_ms=40, preprocess_in_source=in_source)
-    mux = Muxer(config, InputSpec(size_hw=(384, 640)))
+    spec = InputSpec(size_hw=(448, 800))
+    mux = Muxer(config, spec)
     for i, path in enumerate(paths):
-        mux.add_source(open_source(SourceConfig(uri=str(path)), i))
+        source = open_source(SourceConfig(uri=str(path), decode_threads=3 if before else 0), i)
+        mux.add_source(source)
+        if before and in_source:
+            source.transform = lambda image: resize_image(image.to_bgr() if isinstance(image, Picture) else image, spec)
+    cv_threads = cv2.getNumThreads()
+    cv2.setNumThreads(cv_threads if before else 1)
     mux.start()
     n = 0
-    while not mux.done:
-        batch = mux.next_batch(timeout_s=10.0)
-        if batch is not None and batch.frames:
-            assert batch.tensor_nchw.shape[1:] == (3, 384, 640)
-            n += len(batch)
+    try:
+        while not mux.done:
+            batch = mux.next_batch(timeout_s=10.0)
+            if batch is not None and batch.frames:
+                assert batch.tensor_nchw.shape[1:] == (3, 448, 800)
+                n += len(batch)
+    finally:
+        cv2.setNumThreads(cv_threads)
     return n
 
 
@@ -134,9 +149,10 @@ def main() -> None:
         "opencv VideoCapture": lambda: opencv_decode(paths[0]),
         "mux 4 src, letterbox in decode threads": lambda: mux_run(paths, True),
         "mux 4 src, letterbox in the muxer": lambda: mux_run(paths, False),
+        "mux 4 src, in decode threads, before": lambda: mux_run(paths, True, before=True),
     }
     results = {name: max((measure(run) for _ in range(args.repeat)), key=lambda r: r[0]) for name, run in cases.items()}
-    print(f"{args.size} H.264 ({args.seconds:g} s clips) to BGR; mux: 4 sources, batch 4, 640x384 NCHW float32")
+    print(f"{args.size} H.264 ({args.seconds:g} s clips) to BGR; mux: 4 sources, batch 4, 448x800 NCHW float32")
     print(f"{'case':<42} {'frames/s':>9} {'CPU ms/frame':>13}")
     for name, (fps, cpu_ms) in results.items():
         print(f"{name:<42} {fps:9.1f} {cpu_ms:13.2f}")
@@ -147,6 +163,7 @@ def main() -> None:
         "PyAV frame threads / OpenCV": fps[names[1]] / fps[names[2]],
         "letterbox in decode threads / in muxer": fps[names[3]] / fps[names[4]],
         "mux out / 1-stream threaded decode": fps[names[3]] / fps[names[1]],
+        "mux CPU per frame, before / now": results[names[5]][1] / results[names[3]][1],
     }
     print("; ".join(f"{k}: {v:.2f}x" for k, v in ratios.items()))
 

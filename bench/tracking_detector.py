@@ -16,6 +16,9 @@ and for the given height.
                                       [--new-track-thresh 0.6]
                                       [--input-size 448x800] [--extra-input-sizes 224x384] [--json out.json]
 
+``--decode pipeline`` feeds the detector what ``lanner run``'s file source gives it (PyAV, YUV pictures
+letterboxed from their planes) instead of OpenCV's BGR frames.
+
 ``--counts`` also tracks every class and counts line crossings (the videos' own ``lines.json``, each line
 ``once_per_track`` as in the demo's config, ``lanner/assets/demo.yaml``) against the renderer's
 ``counts.json``: the demo's count check on videos it was not tuned on.
@@ -37,6 +40,7 @@ import argparse
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -50,6 +54,7 @@ from lanner.pipeline.analytics import LineConfig
 from lanner.pipeline.analytics.lines import LineCrossing
 from lanner.pipeline.infer import Detector, DetectorConfig
 from lanner.pipeline.metrics import evaluate_mot
+from lanner.pipeline.sources import SourceConfig, open_source
 from lanner.pipeline.track import create_tracker
 from lanner.pipeline.track.matching import box_iou
 
@@ -65,32 +70,54 @@ def render(cameras: int, seconds: float, seed: int) -> list[Path]:
     return paths
 
 
-def detected_frames(path: Path, detector: Detector, batch: int = 4) -> Iterator[Detections]:
+def decoded_images(path: Path, decode: str) -> Iterator[Any]:
+    """Every frame of ``path``: OpenCV's BGR arrays (``opencv``), or what ``lanner run``'s file source hands
+    the detector (``pipeline``: PyAV, YUV pictures letterboxed from their planes)."""
+    if decode == "opencv":
+        capture = cv2.VideoCapture(str(path))
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            yield frame
+        capture.release()
+        return
+    source = open_source(SourceConfig(uri=str(path), queue_size=8), 0)
+    source.start()
+    while (item := source.get(timeout_s=30.0)) is not None:
+        yield item.frame.decoded
+    if source.error is not None:
+        raise source.error
+
+
+def detected_frames(path: Path, detector: Detector, batch: int = 4, decode: str = "opencv") -> Iterator[Detections]:
     """The detector's output (all classes) for every frame of ``path``, in order, run ``batch`` frames at a time."""
-    capture, frames = cv2.VideoCapture(str(path)), []
-    while True:
-        ok, frame = capture.read()
-        if ok:
-            frames.append(frame)
-        if frames and (len(frames) == batch or not ok):
+    frames: list[Any] = []
+    for frame in decoded_images(path, decode):
+        frames.append(frame)
+        if len(frames) == batch:
             yield from detector.detect(frames)
             frames = []
-        if not ok:
-            break
-    capture.release()
+    if frames:
+        yield from detector.detect(frames)
 
 
 def track_video(
-    path: Path, detector: Detector, class_ids: list[int], tracker_config: dict[str, float], batch: int = 4
+    path: Path,
+    detector: Detector,
+    class_ids: list[int],
+    tracker_config: dict[str, float],
+    batch: int = 4,
+    decode: str = "opencv",
 ) -> list[Detections]:
     """Per-frame ByteTrack output (boxes of ``class_ids`` only) for every frame of ``path``."""
     tracker, out = create_tracker("bytetrack", tracker_config), []
-    for detections in detected_frames(path, detector, batch):
+    for detections in detected_frames(path, detector, batch, decode):
         out.append(tracker.update(detections[np.isin(detections.class_id, class_ids)], len(out)))
     return out
 
 
-def detect_video(path: Path, detector: Detector, key: str) -> list[Detections]:
+def detect_video(path: Path, detector: Detector, key: str, decode: str = "opencv") -> list[Detections]:
     """Every frame's detections (all classes) of ``path``, cached as ``<CACHE>/dets_<key>/<video>.npz``."""
     cache = CACHE / f"dets_{key}" / f"{path.parent.name}_{path.stem}.npz"
     if cache.is_file():
@@ -101,7 +128,7 @@ def detect_video(path: Path, detector: Detector, key: str) -> list[Detections]:
             Detections(xyxy=data["xyxy"][a:b], confidence=data["confidence"][a:b], class_id=data["class_id"][a:b])
             for a, b in zip(starts, ends, strict=True)
         ]
-    found = list(detected_frames(path, detector))
+    found = list(detected_frames(path, detector, decode=decode))
     cache.parent.mkdir(parents=True, exist_ok=True)
     np.savez(
         cache,
@@ -113,13 +140,15 @@ def detect_video(path: Path, detector: Detector, key: str) -> list[Detections]:
     return found
 
 
-def sweep(paths: list[Path], detector: Detector, key: str, grid: str, class_ids: list[int], min_height: float) -> None:
+def sweep(
+    paths: list[Path], detector: Detector, key: str, grid: str, class_ids: list[int], min_height: float, decode: str
+) -> None:
     """Score every combination of ``grid`` ("name=v1,v2;name=...") on cached detections; best mean MOTA first."""
     import itertools
 
     axes = [(name.strip(), [float(v) for v in values.split(",")]) for name, values in
             (item.split("=") for item in grid.split(";") if item.strip())]  # fmt: skip
-    videos = [(p, detect_video(p, detector, key)) for p in paths]
+    videos = [(p, detect_video(p, detector, key, decode)) for p in paths]
     results = []
     for combo in itertools.product(*(values for _, values in axes)):
         setting = dict(zip((name for name, _ in axes), combo, strict=True))
@@ -161,13 +190,16 @@ def score(gt_path: Path, tracks: list[Detections], class_ids: list[int], min_hei
     return evaluate_mot(gt_frames, hyp_frames)
 
 
-def count_lines(path: Path, detector: Detector, tracker_config: dict[str, float]) -> tuple[int, int]:
+def count_lines(
+    path: Path, detector: Detector, tracker_config: dict[str, float], decode: str = "opencv"
+) -> tuple[int, int]:
     """(counted, true) line crossings of one video: every class tracked, each line once per track."""
     folder = path.with_suffix("")
     meta = json.loads((folder / "lines.json").read_text())
     lines = [LineConfig(name=x["name"], p1=x["p1_xy"], p2=x["p2_xy"], once_per_track=True) for x in meta["lines"]]
     crossing = LineCrossing(lines, CLASSES)
-    for index, tracks in enumerate(track_video(path, detector, list(range(len(CLASSES))), tracker_config)):
+    all_classes = list(range(len(CLASSES)))
+    for index, tracks in enumerate(track_video(path, detector, all_classes, tracker_config, decode=decode)):
         crossing.update(tracks, index)
     truth = json.loads((folder / "counts.json").read_text())
     counted = sum(c["in"] + c["out"] for c in crossing.counts.values())
@@ -195,6 +227,8 @@ def main() -> None:
     p.add_argument("--extra-input-sizes", default="", help="more network inputs HxW,HxW (merged by NMS)")
     p.add_argument("--counts", action="store_true", help="also count line crossings vs counts.json")
     p.add_argument("--sweep", default="", help='score a grid on cached detections: "conf=0.2,0.3;track_thresh=0.4,0.5"')
+    p.add_argument("--decode", choices=["opencv", "pipeline"], default="opencv",
+                   help="frames from OpenCV (BGR) or as lanner run's file source gives them")  # fmt: skip
     p.add_argument("--json", type=Path)
     args = p.parse_args()
     class_ids = [CLASSES.index(c) for c in args.classes.split(",")]
@@ -205,14 +239,15 @@ def main() -> None:
     )
     detector = Detector(config)
     if args.sweep:
-        key = f"{Path(config.model).stem}_{args.input_size}_{args.extra_input_sizes}_{args.conf:g}".replace(",", "+")
-        sweep(render(args.cameras, args.seconds, args.seed), detector, key, args.sweep, class_ids, args.min_height)
+        key = f"{Path(config.model).stem}_{args.input_size}_{args.extra_input_sizes}_{args.conf:g}_{args.decode}"
+        paths = render(args.cameras, args.seconds, args.seed)
+        sweep(paths, detector, key.replace(",", "+"), args.sweep, class_ids, args.min_height, args.decode)
         return
     rows = []
     for path in render(args.cameras, args.seconds, args.seed):
         tracker_config = {k: v for k, v in (("track_thresh", args.track_thresh),
                           ("new_track_thresh", args.new_track_thresh)) if v is not None}  # fmt: skip
-        tracks = track_video(path, detector, class_ids, tracker_config)
+        tracks = track_video(path, detector, class_ids, tracker_config, decode=args.decode)
         gt = path.with_suffix("") / "gt" / "gt.txt"
         for min_height in sorted({0.0, args.min_height}):
             m = score(gt, tracks, class_ids, min_height)
@@ -224,7 +259,7 @@ def main() -> None:
                 flush=True,
             )
         if args.counts:
-            counted, true = count_lines(path, detector, tracker_config)
+            counted, true = count_lines(path, detector, tracker_config, args.decode)
             rows.append({"video": path.stem, "counted": counted, "true": true})
             print(f"{path.stem} line crossings: {counted} counted, {true} true", flush=True)
     if args.counts:

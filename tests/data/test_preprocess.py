@@ -119,3 +119,45 @@ def test_raw_pixel_models_skip_the_normalisation_arithmetic_with_the_same_bits(o
         expected = np.subtract(pixels, np.float32(mean).reshape(3, 1, 1), dtype=np.float32)
         expected *= (1.0 / np.float32(std)).reshape(3, 1, 1)
         assert np.array_equal(to_network_input(images, spec)[0], expected)
+
+
+def test_images_already_at_the_input_size_are_not_letterboxed_again(monkeypatch):
+    # the muxer hands frames the decode threads already letterboxed: a second pass copied each one for nothing
+    import lanner.data.preprocess as module
+
+    images = [np.random.default_rng(2).integers(0, 256, (6, 10, 3), dtype=np.uint8)]
+    spec = InputSpec(size_hw=(6, 10), color_order="RGB")
+    expected = to_network_pixels(images, spec)
+    monkeypatch.setattr(module, "resize_image", lambda *a: pytest.fail("an already-sized image was resized"))
+    pixels, scales = to_network_pixels(images, spec)
+    assert np.array_equal(pixels, expected[0]) and scales == [(1.0, 1.0)]
+    assert np.array_equal(pixels[0], images[0][:, :, ::-1].transpose(2, 0, 1))
+
+
+class StripedPicture:
+    """A ``Picture`` that records how it was read: ``to_bgr`` and ``resized_bgr`` calls."""
+
+    def __init__(self, height: int, width: int) -> None:
+        self.height, self.width, self.calls = height, width, []
+        self.bgr = np.zeros((height, width, 3), np.uint8)
+        self.bgr[:, : width // 2] = (10, 20, 30)
+
+    def to_bgr(self) -> np.ndarray:
+        self.calls.append("to_bgr")
+        return self.bgr.copy()
+
+    def resized_bgr(self, width: int, height: int) -> np.ndarray:
+        import cv2
+
+        self.calls.append(("resized_bgr", width, height))
+        return cv2.resize(self.bgr, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+@pytest.mark.parametrize("resize", ["letterbox", "stretch"])
+def test_a_decoders_picture_is_resized_from_its_planes_never_converted_at_full_size(resize):
+    picture = StripedPicture(72, 128)
+    spec = InputSpec(size_hw=(48, 64), resize=resize)
+    pixels, scales = to_network_pixels([picture], spec)
+    from_bgr, bgr_scales = to_network_pixels([picture.bgr], spec)
+    assert picture.calls == [("resized_bgr", 64, 36 if resize == "letterbox" else 48)]  # no to_bgr
+    assert np.array_equal(pixels, from_bgr) and scales == bgr_scales

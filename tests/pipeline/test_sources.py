@@ -171,7 +171,11 @@ def test_truncated_file_fails_after_delivering_what_it_has(tmp_path: Path, caplo
     cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 85 // 100])
     source = open_source(SourceConfig(uri=str(cut), name="cut"), 1)
     frames = drain(source)
-    assert 0 < len(frames) < 60 and [frame_number(f.image) for f in frames] == list(range(len(frames)))
+    numbers = [frame_number(f.image) for f in frames]
+    # in order, each once; one-thread decode (the default up to 1080p) skips the damaged packet's frame and
+    # may still deliver a later one that decodes, as FFmpeg's own tools do (frame threading stops earlier)
+    assert 0 < len(frames) < 60 and numbers[0] == 0 and all(a < b for a, b in itertools.pairwise(numbers))
+    assert numbers[-1] - len(numbers) <= 1  # at most the damaged packet's frame is missing
     assert source.state == "failed" and "truncated" in str(source.error) and "of the 60 frames" in str(source.error)
     assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [str(source.error)]
 

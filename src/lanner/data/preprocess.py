@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from lanner.core.errors import ConfigError, DataError
+from lanner.core.frame import Picture
 
 RESIZE_MODES = ("letterbox", "stretch")
 
@@ -73,34 +74,62 @@ class InputSpec:
 def letterbox(image: np.ndarray, size_hw: tuple[int, int], pad_value: float = 114.0) -> tuple[np.ndarray, float]:
     """Scale ``image`` (HxWxC) to fit ``size_hw`` keeping its aspect; pad right/bottom. Returns (image, scale)."""
     h, w = image.shape[:2]
-    out_h, out_w = size_hw
-    scale = min(out_h / h, out_w / w)
-    new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
-    out = np.full((out_h, out_w, image.shape[2]), pad_value, dtype=image.dtype)
-    out[:new_h, :new_w] = _shrink(image, new_w, new_h, scale) if scale != 1 else image
+    new_h, new_w, scale = letterbox_size((h, w), size_hw)
+    out = np.full((*size_hw, image.shape[2]), pad_value, dtype=image.dtype)
+    if scale == 1:
+        out[:new_h, :new_w] = image
+    else:
+        view = out[:new_h, :new_w]
+        resized = shrink_to(image, new_w, new_h, dst=view)  # straight into the canvas when OpenCV can
+        if not np.shares_memory(resized, out):
+            view[:] = resized
     return out, scale
 
 
-def _shrink(image: np.ndarray, new_w: int, new_h: int, scale: float) -> np.ndarray:
-    """Resize to ``new_w x new_h``: bilinear from half size up, box filter first below it.
+def letterbox_size(image_hw: tuple[int, int], size_hw: tuple[int, int]) -> tuple[int, int, float]:
+    """``(new_h, new_w, scale)``: the size an ``image_hw`` image takes inside a ``size_hw`` letterbox."""
+    h, w = image_hw
+    scale = min(size_hw[0] / h, size_hw[1] / w)
+    return max(1, round(h * scale)), max(1, round(w * scale)), scale
+
+
+def letterbox_picture(picture: Picture, size_hw: tuple[int, int], pad_value: float = 114.0) -> tuple[np.ndarray, float]:
+    """``letterbox`` for a decoder's ``Picture``: resized from its own planes, never converted at full size."""
+    new_h, new_w, scale = letterbox_size((picture.height, picture.width), size_hw)
+    out = np.full((*size_hw, 3), pad_value, dtype=np.uint8)
+    out[:new_h, :new_w] = picture.resized_bgr(new_w, new_h)
+    return out, scale
+
+
+def shrink_to(image: np.ndarray, new_w: int, new_h: int, dst: np.ndarray | None = None) -> np.ndarray:
+    """Resize to ``new_w x new_h``: bilinear from half size up, box filter first below it (into ``dst`` if given).
 
     OpenCV's INTER_AREA at a fractional factor takes its general path: 8.9 ms for 1280x720 -> 796x448 on one
     core, against 1.3 ms bilinear. At a factor in [0.5, 1) bilinear already taps every source pixel (its
     step is under 2 px), so it is used there: the starter detector scores mAP@.5 0.7201 vs 0.7202 on 720p
     frames at 448x800 (docs/benchmarks.md). Below half size the image is first box-filtered by the largest
     integer factor k, INTER_AREA's fast path (~0.5 ms), then brought to size bilinearly; the earlier
-    288x512 starter detector scored the same that way (mAP@.5 0.436 vs 0.435).
+    288x512 starter detector scored the same that way (mAP@.5 0.436 vs 0.435). ``dst`` is a hint: check
+    ``np.shares_memory`` on the result, OpenCV allocates its own when it cannot use it.
     """
-    if scale >= 0.5:
-        return cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
     h, w = image.shape[:2]
+    scale = min(new_w / w, new_h / h)
+    if scale >= 0.5:
+        return cv2.resize(image, (new_w, new_h), dst=dst, interpolation=cv2.INTER_LINEAR)
     k = int(1.0 / scale)
     shrunk = cv2.resize(image, (max(1, w // k), max(1, h // k)), interpolation=cv2.INTER_AREA)
-    return cv2.resize(shrunk, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(shrunk, (new_w, new_h), dst=dst, interpolation=cv2.INTER_LINEAR)
 
 
-def resize_image(image: np.ndarray, spec: InputSpec) -> tuple[np.ndarray, tuple[float, float]]:
-    """Bring one HxWx3 image to the spec's size; returns it and the (x, y) scale applied to coordinates."""
+def resize_image(image: np.ndarray | Picture, spec: InputSpec) -> tuple[np.ndarray, tuple[float, float]]:
+    """Bring one HxWx3 image (or a decoder's ``Picture``) to the spec's size; returns it and the (x, y) scale
+    applied to coordinates."""
+    if isinstance(image, Picture):
+        if spec.resize == "letterbox":
+            out, scale = letterbox_picture(image, spec.size_hw, spec.pad_value)
+            return out, (scale, scale)
+        out_h, out_w = spec.size_hw
+        return image.resized_bgr(out_w, out_h), (out_w / image.width, out_h / image.height)
     if spec.resize == "letterbox":
         out, scale = letterbox(image, spec.size_hw, spec.pad_value)
         return out, (scale, scale)
@@ -111,9 +140,10 @@ def resize_image(image: np.ndarray, spec: InputSpec) -> tuple[np.ndarray, tuple[
 
 
 def to_network_input(
-    images_bgr: Sequence[np.ndarray], spec: InputSpec, dtype: type = np.float32
+    images_bgr: Sequence[np.ndarray | Picture], spec: InputSpec, dtype: type = np.float32
 ) -> tuple[np.ndarray, list[tuple[float, float]]]:
-    """Stack BGR uint8 images into the normalised NCHW batch the model expects; also return per-image scales."""
+    """Stack BGR uint8 images (or ``Picture``s) into the normalised NCHW batch the model expects; also return
+    per-image scales."""
     pixels, scales = to_network_pixels(images_bgr, spec)
     if all(m == 0.0 for m in spec.mean) and all(s == 1.0 for s in spec.std):  # YOLOX: raw 0-255 pixels
         return pixels.astype(dtype), scales  # (x - 0) * 1 is x: one conversion pass, the same bits
@@ -125,7 +155,7 @@ def to_network_input(
 
 
 def to_network_pixels(
-    images_bgr: Sequence[np.ndarray], spec: InputSpec
+    images_bgr: Sequence[np.ndarray | Picture], spec: InputSpec
 ) -> tuple[np.ndarray, list[tuple[float, float]]]:
     """Resized uint8 NCHW in the model's colour order, before mean/std; also the per-image scales.
 
@@ -137,9 +167,14 @@ def to_network_pixels(
     batch = np.empty((len(images_bgr), 3, *spec.size_hw), dtype=np.uint8)
     scales = []
     for i, image in enumerate(images_bgr):
-        if image.ndim != 3 or image.shape[2] != 3:
+        if isinstance(image, Picture):
+            resized, scale = resize_image(image, spec)
+        elif image.ndim != 3 or image.shape[2] != 3:
             raise DataError(f"image {i} must be HxWx3, got shape {image.shape}")
-        resized, scale = resize_image(image, spec)
+        elif image.shape[:2] == tuple(spec.size_hw) and image.dtype == np.uint8:  # already sized (the muxer's case)
+            resized, scale = image, (1.0, 1.0)
+        else:
+            resized, scale = resize_image(image, spec)
         planes = cv2.split(resized)  # contiguous B, G, R planes: no strided HWC -> CHW copy (~10x less CPU)
         for c, plane in enumerate(reversed(planes) if spec.color_order == "RGB" else planes):
             batch[i, c] = plane

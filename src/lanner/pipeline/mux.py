@@ -229,7 +229,7 @@ class Muxer:
                 tensor, _ = to_network_input([item.prepared[0] for item in items], self.input_spec)
                 meta["scales"] = [item.prepared[1] for item in items]
             else:
-                tensor, meta["scales"] = to_network_input([f.image for f in frames], self.input_spec)
+                tensor, meta["scales"] = to_network_input([f.decoded for f in frames], self.input_spec)
         self.batches += 1
         self.frames_out += len(frames)
         return Batch(frames=frames, tensor_nchw=tensor, meta=meta)

@@ -38,6 +38,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import cv2
 import numpy as np
 
 from lanner.core.errors import ConfigError, LannerError, SourceError
@@ -111,7 +112,7 @@ class Pipeline:
         self._failures: list[BaseException] = []
         self._inferred: dict[int, int] = {}
         self._last_images: dict[int, np.ndarray] = {}
-        self._last_seen: dict[int, Any] = {}  # source -> its last image (the picture of its EndOfStream)
+        self._last_seen: dict[int, Frame] = {}  # source -> its last frame (the picture of its EndOfStream)
         self._tiles = 0
 
     # -- building ------------------------------------------------------------------------------------
@@ -206,12 +207,18 @@ class Pipeline:
         self.telemetry.watch_queue("mux->infer", self._batches.qsize)
         for i, q in enumerate(self._queues):
             self.telemetry.watch_queue(("infer->post", "post->output")[i], q.qsize)
+        # OpenCV's own thread pool off while the stages run: they already keep the cores busy in parallel,
+        # and the pool's hand-offs cost 1.5 ms of CPU per 720p frame in the decode threads' resizes
+        # (docs/benchmarks.md, Pipeline). The process's setting comes back when the run ends.
+        cv_threads = cv2.getNumThreads()
+        cv2.setNumThreads(1)
         try:
             self.mux.start()
             for t in threads:
                 t.start()
             self._wait(threads, duration_s, on_status)
         finally:
+            cv2.setNumThreads(cv_threads)
             self.stop("stop")
             self.mux.stop()
             for t in threads:
@@ -374,11 +381,11 @@ class Pipeline:
 
     def _write_end_of_stream(self, source_id: int, events: list[dict[str, Any]]) -> None:
         """Give every sink the ``EndOfStream`` of a source (when it has events), after its last frame."""
-        image = self._last_seen.pop(source_id, None)
+        last = self._last_seen.pop(source_id, None)
         if not events:
             return
-        if image is None:  # the source ended before any frame reached the output
-            image = np.zeros((2, 2, 3), np.uint8)
+        # a source that ended before any frame reached the output gets a tiny blank picture
+        image = last.image if last is not None else np.zeros((2, 2, 3), np.uint8)
         eos = end_of_stream_frame(source_id, events, image)
         for sink in self.frame_sinks + self.tiled_sinks:
             sink.write(eos)
@@ -391,7 +398,7 @@ class Pipeline:
                     drawn = self._draw(frame)
                     for sink in self.frame_sinks:
                         sink.write(drawn)
-                    self._last_seen[frame.source_id] = frame.image
+                    self._last_seen[frame.source_id] = frame  # its picture converts only if an EOS needs it
                     self.telemetry.frame(frame.source_id)
                 if self.tiled_sinks:
                     self._write_mosaic(item.batch)

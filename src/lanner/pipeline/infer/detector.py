@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 from pydantic import Field
@@ -39,7 +39,7 @@ from pydantic import Field
 from lanner.core.config import Section
 from lanner.core.detections import Detections
 from lanner.core.errors import ConfigError, DataError
-from lanner.core.frame import Batch
+from lanner.core.frame import Batch, Picture
 from lanner.core.nms import NmsParams
 from lanner.data.preprocess import InputSpec, to_network_input
 from lanner.pipeline.infer.input_size import check_input_size
@@ -160,27 +160,34 @@ class Detector:
         if not index:
             return
         tensor, scales = self._network_input(batch, index)
-        images = [batch.frames[i].image for i in index]
-        for i, dets in zip(index, self._in_image_pixels(self.run_tensor(tensor), scales, images)):
+        images = [batch.frames[i].decoded for i in index]  # a decoder's Picture stays unconverted
+        hws = [batch.frames[i].hw for i in index]
+        for i, dets in zip(index, self._in_image_pixels(self.run_tensor(tensor), scales, images, hws)):
             batch.frames[i].detections = dets
 
-    def detect(self, images_bgr: Sequence[np.ndarray]) -> list[Detections]:
-        """Preprocess, run and decode plain BGR images (no schedule): one ``Detections`` per image."""
+    def detect(self, images_bgr: Sequence[np.ndarray | Picture]) -> list[Detections]:
+        """Preprocess, run and decode BGR images or decoders' ``Picture``s (no schedule): one ``Detections``
+        per image."""
         images = list(images_bgr)
         tensor, scales = to_network_input(images, self.input_spec)
-        return self._in_image_pixels(self.run_tensor(tensor), scales, images)
+        hws = [(p.height, p.width) if isinstance(p, Picture) else p.shape[:2] for p in images]
+        return self._in_image_pixels(self.run_tensor(tensor), scales, images, hws)
 
     def _in_image_pixels(
-        self, found: list[Detections], scales: Sequence[tuple[float, float]], images: Sequence[np.ndarray]
+        self,
+        found: list[Detections],
+        scales: Sequence[tuple[float, float]],
+        images: Sequence[Any],
+        hws: Sequence[tuple[int, int]],
     ) -> list[Detections]:
-        """Map network-pixel boxes to each image; with ``extra_input_sizes``, run those and merge by NMS."""
-        per_size = [[to_image_pixels(d, s, img.shape[:2], self.config.min_box_size)
-                     for d, s, img in zip(found, scales, images)]]  # fmt: skip
+        """Map network-pixel boxes to each image (``hws``: their sizes); with ``extra_input_sizes``, run those
+        on ``images`` (arrays or ``Picture``s) and merge by NMS."""
+        per_size = [[to_image_pixels(d, s, hw, self.config.min_box_size) for d, s, hw in zip(found, scales, hws)]]
         for spec, runtime in self.extra:
             tensor, extra_scales = to_network_input(list(images), spec)
             raw = self.run_tensor(tensor, runtime)
-            per_size.append([to_image_pixels(d, s, img.shape[:2], self.config.min_box_size)
-                             for d, s, img in zip(raw, extra_scales, images)])  # fmt: skip
+            per_size.append([to_image_pixels(d, s, hw, self.config.min_box_size)
+                             for d, s, hw in zip(raw, extra_scales, hws)])  # fmt: skip
         if len(per_size) == 1:
             return per_size[0]
         return [merge_scales(parts, self.params) for parts in zip(*per_size)]
@@ -213,4 +220,4 @@ class Detector:
                 )
             rows = tensor if len(index) == len(tensor) else tensor[index]  # no copy when every frame is due
             return rows, [tuple(scales[i]) for i in index]
-        return to_network_input([batch.frames[i].image for i in index], self.input_spec)
+        return to_network_input([batch.frames[i].decoded for i in index], self.input_spec)

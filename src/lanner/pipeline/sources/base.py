@@ -14,7 +14,8 @@ fast it decodes. ``frame_idx`` is the frame's position in the stream (skipped fr
 A source that cannot be opened or read ends in state ``failed`` with one ``SourceError`` line naming the
 source, what went wrong and the fix; the other sources carry on.
 
-Subclasses implement ``_decode()``, a generator of ``(pts_ns, image_bgr)``; see ``file.py``.
+Subclasses implement ``_decode()``, a generator of ``(pts_ns, image)``: a BGR array, or a decoder's
+``Picture`` that stages convert only if they read ``frame.image``; see ``file.py``.
 
 Example:
     >>> src = open_source(SourceConfig(uri="clips/cam0.mp4"), source_id=0)  # doctest: +SKIP
@@ -30,8 +31,6 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
-
-import numpy as np
 
 from lanner.core.errors import LannerError, SourceError
 from lanner.core.frame import Frame
@@ -104,7 +103,7 @@ class Source:
         self.decoded = 0  # frames that came out of the decoder
         self.skipped = 0  # frames left out by max_fps
         self.dropped = 0  # frames a live source dropped because the queue was full
-        self.transform: Callable[[np.ndarray], Any] | None = None
+        self.transform: Callable[[Any], Any] | None = None  # image or Picture -> prepared
         self._queue: deque[SourceItem] = deque()
         self._cond = threading.Condition()
         self._stop = threading.Event()
@@ -189,8 +188,8 @@ class Source:
         }
 
     # -- producer side ------------------------------------------------------------------------------
-    def _decode(self) -> Iterator[tuple[int, np.ndarray]]:
-        """Yield ``(pts_ns, image_bgr)`` until the end of the stream; raise ``SourceError`` on failure."""
+    def _decode(self) -> Iterator[tuple[int, Any]]:
+        """Yield ``(pts_ns, image)`` (BGR array or ``Picture``) until the end; raise ``SourceError`` on failure."""
         raise NotImplementedError
 
     def _run(self) -> None:

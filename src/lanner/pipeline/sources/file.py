@@ -28,6 +28,7 @@ import numpy as np
 from lanner.core.errors import SourceError
 from lanner.pipeline.sources.base import Source, SourceInfo
 from lanner.pipeline.sources.nvdec import NvdecReader
+from lanner.pipeline.sources.picture import picture_of
 
 log = logging.getLogger("lanner.pipeline.sources")
 
@@ -69,15 +70,33 @@ def hwaccel_of(config: Any) -> tuple[str, int] | None:
     return None if config.hwaccel in ("none", "nvdec") else (config.hwaccel, config.gpu_id)
 
 
+AUTO_SINGLE_THREAD_PIXELS = 1920 * 1088  # up to 1080p, ``decode_threads: 0`` decodes in the source's own thread
+
+
+def decode_thread_count(threads: int, width: int, height: int) -> int:
+    """FFmpeg threads for a stream: ``threads`` if set; for 0 (auto), 1 up to 1080p, else 0 (FFmpeg's choice).
+
+    One core decodes 1080p H.264 at well over 100 frames/s, and every source already has its own thread,
+    so frame threading only adds work: 720p took 2.0-2.4 ms of CPU per frame on one thread against
+    2.4-2.7 ms with FFmpeg's frame threads (docs/benchmarks.md), and each extra thread adds a frame of
+    latency. Larger pictures (4K) keep frame threading, which a single stream needs for real time.
+    """
+    if threads:
+        return threads
+    return 1 if 0 < width * height <= AUTO_SINGLE_THREAD_PIXELS else 0
+
+
 def video_stream(container: Any, where: str, threads: int = 0) -> Any:
-    """The first video stream, set up for frame-threaded decode."""
+    """The first video stream, set up for frame-threaded decode (``decode_thread_count`` picks the threads)."""
     if not container.streams.video:
         container.close()
         raise SourceError("no video stream in the input", where=where, fix="give a file or URL that carries video")
     stream = container.streams.video[0]
     stream.thread_type = "AUTO"
-    if threads:
-        stream.codec_context.thread_count = threads
+    ctx = stream.codec_context
+    count = decode_thread_count(threads, int(ctx.width or 0), int(ctx.height or 0))
+    if count:
+        ctx.thread_count = count
     return stream
 
 
@@ -88,8 +107,9 @@ def stream_info(stream: Any) -> SourceInfo:
     return SourceInfo(int(ctx.width), int(ctx.height), float(rate) if rate else None, ctx.name)
 
 
-def decode_frames(container: Any, stream: Any, where: str, fallback_fps: float) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield ``(pts_ns, image_bgr)`` for every frame of ``stream``; pts from the stream's time base.
+def decode_frames(container: Any, stream: Any, where: str, fallback_fps: float) -> Iterator[tuple[int, Any]]:
+    """Yield ``(pts_ns, image)`` for every frame of ``stream``; pts from the stream's time base. ``image`` is a
+    ``Yuv420Picture`` (converted when a stage reads ``frame.image``) or a BGR array (``picture_of``).
 
     A frame without a pts, or with one not after the previous frame's (RTSP before the first RTCP
     report), gets the previous pts plus one frame period. A packet the decoder rejects (damaged or cut
@@ -119,7 +139,7 @@ def decode_frames(container: Any, stream: Any, where: str, fallback_fps: float) 
                 if pts_ns is None or (last_ns is not None and pts_ns <= last_ns):  # missing or repeated (live)
                     pts_ns = round(count * period_ns) if last_ns is None else last_ns + round(period_ns)
                 count, last_ns = count + 1, pts_ns
-                yield pts_ns, frame_to_bgr(frame)
+                yield pts_ns, picture_of(frame)  # BGR only if a stage reads frame.image
     except av.FFmpegError as exc:
         raise SourceError(f"read failed after {count} frames: {_av_reason(exc)}", where=where, fix=FILE_FIX) from None
 
@@ -165,7 +185,7 @@ class FileSource(Source):
         if hwaccel_of(config) is not None:  # and so does a GPU decoder that cannot start
             open_av(self.path, self.where, self.options, hwaccel=hwaccel_of(config)).close()
 
-    def _decode(self) -> Iterator[tuple[int, np.ndarray]]:
+    def _decode(self) -> Iterator[tuple[int, Any]]:
         offset_ns = 0
         while True:
             last_ns = yield from self._decode_once(offset_ns)
@@ -174,7 +194,7 @@ class FileSource(Source):
             fps = self.info.fps if self.info and self.info.fps else self.config.fps
             offset_ns = last_ns + round(1e9 / fps)
 
-    def _decode_once(self, offset_ns: int) -> Iterator[tuple[int, np.ndarray]]:
+    def _decode_once(self, offset_ns: int) -> Iterator[tuple[int, Any]]:
         """One pass over the file; returns the last pts (``None`` if it had no frame)."""
         if self.config.hwaccel == "nvdec":
             last, reader = None, self._nvdec_probe or NvdecReader(self.path, self.config.gpu_id, self.where)

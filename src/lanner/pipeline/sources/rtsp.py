@@ -19,8 +19,6 @@ import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import numpy as np
-
 from lanner.core.errors import SourceError
 from lanner.pipeline.sources.base import Source
 from lanner.pipeline.sources.file import decode_frames, hwaccel_of, open_av, stream_info, video_stream
@@ -89,7 +87,7 @@ class RtspSource(Source):
         except SourceError as exc:
             raise SourceError(exc.what, where=self.where, fix=RTSP_FIX) from None
 
-    def _decode(self) -> Iterator[tuple[int, np.ndarray]]:
+    def _decode(self) -> Iterator[tuple[int, Any]]:
         cfg = self.config
         backoff = Backoff(
             cfg.reconnect_interval_s, cfg.reconnect_backoff, cfg.reconnect_max_interval_s, cfg.reconnect_attempts

@@ -6,7 +6,8 @@
 #                                         # GPU1: class extension + starter detector
 # One GPU (nvidia-h200 kind), one job per call:
 #   bash experiments/gpu_session.sh synth1   # synth yolox_s on 8000 images (SYNTH_ARGS adds e.g. --epochs 50)
-#   bash experiments/gpu_session.sh base     # class extension, step 1: the 3-class base, brought back in 15 MB
+#   bash experiments/gpu_session.sh base     # class extension, step 1: the 3-class base (CLASSEXT_ARGS adds e.g.
+#                                             # "--base-images 8000 --epochs 30"), brought back in 15 MB
 #                                             # parts ($OUT/classext_base.safetensors.part-*: files over 16 MiB
 #                                             # do not come back); `cat` them into carry/classext_base.safetensors
 #   bash experiments/gpu_session.sh ext      # step 2: carry that file (CLASSEXT_ARGS adds recipe flags)
@@ -114,7 +115,7 @@ case "${1:-}" in
     job synth 0 "python3 experiments/synth_yolox_s.py --out runs/synth_yolox_s --workers 14 --train-images 8000 ${SYNTH_ARGS:-} && cp runs/synth_yolox_s/result.json $OUT/synth.json"
     ;;
   base)
-    job classext 0 "python3 experiments/class_extension.py --out runs/classext --workers 14 --base-only && cp runs/classext/result.json $OUT/classext_base.json && split -b 15M runs/classext/base_3class.safetensors $OUT/classext_base.safetensors.part-"
+    job classext 0 "python3 experiments/class_extension.py --out runs/classext --workers 14 --base-only ${CLASSEXT_ARGS:-} && cp runs/classext/result.json $OUT/classext_base.json && split -b 15M runs/classext/base_3class.safetensors $OUT/classext_base.safetensors.part-"
     ;;
   ext)
     job classext 0 "python3 experiments/class_extension.py --out runs/classext --workers 14 --base-checkpoint carry/classext_base.safetensors ${CLASSEXT_ARGS:-} && cp runs/classext/result.json $OUT/classext.json"

@@ -27,6 +27,7 @@ from lanner.models.checkpoint import (
     model_from_checkpoint,
     read_state_dict,
     save_checkpoint,
+    save_weights_only,
     unflatten_state,
     unwrap_model,
 )
@@ -67,6 +68,7 @@ __all__ = [
     "register_model",
     "run_onnx",
     "save_checkpoint",
+    "save_weights_only",
     "unflatten_state",
     "unwrap_model",
 ]

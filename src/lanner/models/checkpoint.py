@@ -172,6 +172,23 @@ def model_from_checkpoint(path: str | Path) -> nn.Module:
     return model
 
 
+TRAINING_META = ("optimizer", "rng", "scaler", "ema_updates")  # what only a resume needs (``save_training``)
+
+
+def save_weights_only(src: str | Path, dst: str | Path) -> Path:
+    """Copy a checkpoint without its training state: the weights (EMA ones for a training checkpoint), the
+    model metadata and ``meta`` less the optimizer/RNG entries. A yolox_s checkpoint goes from 107 MB to a
+    third of that; the copy evaluates, exports and serves as ``model.extend_from`` / ``model.pretrained``
+    like the original, but cannot resume training.
+
+    Example:
+        >>> save_weights_only("results/best.safetensors", "yolox_s_weights.safetensors")  # doctest: +SKIP
+    """
+    _, doc = load_checkpoint(src)
+    meta = {k: v for k, v in doc.get("meta", {}).items() if k not in TRAINING_META}
+    return save_checkpoint(dst, model_from_checkpoint(src), meta)
+
+
 def _existing(path: str | Path) -> Path:
     path = Path(path)
     if not path.is_file():

@@ -241,3 +241,23 @@ def test_infer_ctrl_c_writes_the_predictions_of_the_images_done(detector_ckpt, c
     assert line == f"{done}; their predictions are in pred/predictions.json; run again for all"
     doc = json.loads(Path("pred/predictions.json").read_text())
     assert [Path(r["image"]).name for r in doc] == ["000.png", "001.png"]
+
+
+def test_export_to_safetensors_writes_the_weights_without_the_training_state(capsys):
+    from lanner.models import load_checkpoint
+    from lanner.train.checkpointing import save_training
+
+    model = create_model("resnet10", class_names=["a", "b"])
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model(torch.randn(2, 3, 32, 32)).sum().backward()
+    optimizer.step()
+    full = save_training(Path("last.safetensors"), model, optimizer, None, epoch=2, step=4)
+    assert main(["export", "-m", str(full), "-o", "w.safetensors"]) == 0
+    assert "wrote w.safetensors (weights only" in capsys.readouterr().out
+    _, doc = load_checkpoint("w.safetensors")
+    assert "optimizer" not in doc["meta"] and doc["extra_tensors"] == []
+    assert Path("w.safetensors").stat().st_size < full.stat().st_size
+    assert main(["export", "-m", str(full), "-o", "w2.safetensors", "--batch", "2"]) == 2
+    assert "are ONNX options" in capsys.readouterr().err
+    assert main(["export", "-m", str(full), "-o", str(full)]) == 2
+    assert "the output is the checkpoint itself" in capsys.readouterr().err

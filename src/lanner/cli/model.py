@@ -324,9 +324,9 @@ def _parse_size(text: str | None) -> tuple[int, int] | None:
     return sizes[0], sizes[1]
 
 
-@click.command("export", short_help="Export a checkpoint to ONNX, checked with ONNX Runtime.")
+@click.command("export", short_help="Export a checkpoint to ONNX (checked with ONNX Runtime) or to its weights.")
 @click.option("-m", "--model", "model_path", type=_path, required=True, help="Checkpoint (.safetensors).")
-@click.option("-o", "--output", type=_path, required=True, help="ONNX file to write.")
+@click.option("-o", "--output", type=_path, required=True, help="ONNX file, or .safetensors for the weights only.")
 @click.option("--opset", default=17, show_default=True, help="ONNX opset (>= 17).")
 @click.option("--dynamic-batch", is_flag=True, help="Leave the batch axis dynamic.")
 @click.option("--batch", type=int, default=None, help="A fixed batch size (default 1).")
@@ -334,11 +334,14 @@ def _parse_size(text: str | None) -> tuple[int, int] | None:
 def export_cmd(
     model_path: Path, output: Path, opset: int, dynamic_batch: bool, batch: int | None, input_size: str | None
 ) -> None:
-    """Export a checkpoint to ONNX with its metadata; checks it against PyTorch with ONNX Runtime.
+    """Export a checkpoint to ONNX with its metadata; checks it against PyTorch with ONNX Runtime. An output
+    ending in .safetensors gets the weights and metadata without the training state (a third of the size;
+    evaluates, exports and fine-tunes like the original, but cannot resume).
 
     \b
     Example:
       lanner export -m results/best.safetensors -o det.onnx --dynamic-batch
+      lanner export -m results/best.safetensors -o det.safetensors
     """
     from lanner.train.predict import load_model
 
@@ -351,12 +354,29 @@ def export_cmd(
             f"export needs a lanner checkpoint (.safetensors), got '{model_path.suffix or model_path.name}'",
             where=str(model_path),
         )
+    if output.suffix == ".safetensors":
+        _export_weights(model_path, output, dynamic_batch or batch is not None or input_size is not None)
+        return
     model = load_model(model_path)
     size = _parse_size(input_size)
     diffs = export_with_batch(model, output, opset, "dynamic" if dynamic_batch else (batch or 1), size)
     shown = ", ".join(f"{name} {value:.3g}" for name, value in diffs.items())
     out.print(f"wrote {output}; max |onnxruntime - pytorch|: {shown}", markup=False)
     next_steps(f"lanner build {output} -o {output.with_suffix('.plan')}", f"lanner compare {output}")
+
+
+def _export_weights(model_path: Path, output: Path, onnx_options: bool) -> None:
+    """``lanner export -o X.safetensors``: the checkpoint's weights without its training state."""
+    from lanner.models import save_weights_only
+
+    if onnx_options:
+        raise UsageError("--dynamic-batch, --batch and --input-size are ONNX options", fix="drop them, or write .onnx")
+    if output.resolve() == model_path.resolve():
+        raise UsageError("the output is the checkpoint itself", where=str(output), fix="write to another file")
+    save_weights_only(model_path, output)
+    mb = (model_path.stat().st_size / 1e6, output.stat().st_size / 1e6)
+    out.print(f"wrote {output} (weights only, {mb[1]:.1f} MB; the checkpoint is {mb[0]:.1f} MB)", markup=False)
+    next_steps(f"lanner export -m {output} -o {output.with_suffix('.onnx')}")
 
 
 def export_with_batch(

@@ -16,6 +16,7 @@ from test_sources_nvdec import drain
 
 from lanner.core.detections import Detections
 from lanner.core.frame import Frame
+from lanner.data.preprocess import InputSpec, resize_image
 from lanner.pipeline.sinks import VideoSinkConfig, build_sink
 from lanner.pipeline.sources import SourceConfig, open_source
 
@@ -88,6 +89,10 @@ def test_pyav_cuda_hwaccel_decodes_a_file_like_the_cpu(tmp_path: Path) -> None:
     gpu = drain(open_source(SourceConfig(uri=str(path), hwaccel="cuda"), 1))
     assert len(gpu) == len(cpu) == 45
     assert [f.pts_ns for f in gpu] == [f.pts_ns for f in cpu]
+    spec = InputSpec(size_hw=(128, 160))  # the detector's input, from the frames as decoded (NV12 from the GPU)
+    for a, b in zip(cpu, gpu, strict=True):
+        small_a, small_b = resize_image(a.decoded, spec)[0], resize_image(b.decoded, spec)[0]
+        assert np.abs(small_a.astype(int) - small_b.astype(int)).mean() < 2.0
     for a, b in zip(cpu, gpu, strict=True):
         assert a.image.shape == b.image.shape == (240, 320, 3)
         assert np.abs(a.image.astype(int) - b.image.astype(int)).mean() < 2.0

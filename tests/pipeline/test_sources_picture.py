@@ -43,6 +43,16 @@ def test_yuv420p_frames_become_pictures_with_ffmpegs_colours(clip: Path) -> None
     assert frame_number(picture.to_bgr()) == 0
 
 
+def test_nv12_frames_from_a_gpu_download_are_pictures_too(clip: Path) -> None:
+    # hwaccel: cuda hands frames over as NV12 (U and V interleaved); the same colours as the planar layout
+    planar = first_frame(clip)
+    nv12 = planar.reformat(format="nv12")
+    picture = picture_of(nv12)
+    assert isinstance(picture, Yuv420Picture) and picture.nv12
+    assert np.array_equal(picture.resized_bgr(32, 24), picture_of(planar).resized_bgr(32, 24))
+    assert np.array_equal(picture.to_bgr(), nv12.to_ndarray(format="bgr24"))
+
+
 @pytest.mark.parametrize(
     ("pix_fmt", "colorspace", "color_range"), [("yuvj420p", 2, 2), ("yuv420p", 1, 1), ("rgb24", 2, 1)]
 )

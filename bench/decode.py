@@ -30,7 +30,7 @@ from lanner.core.frame import Picture
 from lanner.data.preprocess import InputSpec, resize_image
 from lanner.pipeline.mux import MuxConfig, Muxer
 from lanner.pipeline.sources import SourceConfig, open_source
-from lanner.pipeline.sources.file import frame_to_bgr
+from lanner.pipeline.sources.picture import frame_to_bgr
 
 
 def clips(cache: Path, seconds: float, width: int, height: int) -> list[Path]:

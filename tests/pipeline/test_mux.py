@@ -15,7 +15,7 @@ from lanner.data.preprocess import InputSpec, to_network_input
 from lanner.data.synth import VideoSynthConfig, generate_videos
 from lanner.pipeline.mux import MuxConfig, Muxer
 from lanner.pipeline.sources import FailedSource, Source, SourceConfig, open_source
-from lanner.pipeline.sources.file import frame_to_bgr
+from lanner.pipeline.sources.picture import frame_to_bgr
 
 END = object()
 

@@ -86,7 +86,7 @@ def _get_image(frame: Frame) -> Any:
 
 
 def _set_image(frame: Frame, image: Any) -> None:
-    if isinstance(image, Picture):
+    if not isinstance(image, np.ndarray) and isinstance(image, Picture):  # ndarray first: the Protocol check is slow
         frame.__dict__["_picture"], frame.__dict__["_image"] = image, None
         return
     bad = isinstance(image, np.ndarray) and (image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8)

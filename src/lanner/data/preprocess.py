@@ -18,7 +18,7 @@ Example:
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -124,7 +124,7 @@ def shrink_to(image: np.ndarray, new_w: int, new_h: int, dst: np.ndarray | None 
 def resize_image(image: np.ndarray | Picture, spec: InputSpec) -> tuple[np.ndarray, tuple[float, float]]:
     """Bring one HxWx3 image (or a decoder's ``Picture``) to the spec's size; returns it and the (x, y) scale
     applied to coordinates."""
-    if isinstance(image, Picture):
+    if not isinstance(image, np.ndarray):  # a Picture (an ndarray check first: the Protocol check costs 17 us)
         if spec.resize == "letterbox":
             out, scale = letterbox_picture(image, spec.size_hw, spec.pad_value)
             return out, (scale, scale)
@@ -167,7 +167,7 @@ def to_network_pixels(
     batch = np.empty((len(images_bgr), 3, *spec.size_hw), dtype=np.uint8)
     scales = []
     for i, image in enumerate(images_bgr):
-        if isinstance(image, Picture):
+        if not isinstance(image, np.ndarray):  # a Picture
             resized, scale = resize_image(image, spec)
         elif image.ndim != 3 or image.shape[2] != 3:
             raise DataError(f"image {i} must be HxWx3, got shape {image.shape}")
@@ -180,6 +180,24 @@ def to_network_pixels(
             batch[i, c] = plane
         scales.append(scale)
     return batch, scales
+
+
+def image_hw(image: np.ndarray | Picture) -> tuple[int, int]:
+    """Height and width of an HxWxC array or a decoder's ``Picture``."""
+    if isinstance(image, np.ndarray):
+        return int(image.shape[0]), int(image.shape[1])
+    return int(image.height), int(image.width)
+
+
+def opencv_single_threaded() -> Callable[[], None]:
+    """Turn OpenCV's own thread pool off; returns the call that restores the process's setting.
+
+    For code that already resizes in parallel threads (a pipeline's stages): the pool's hand-offs then cost
+    CPU and add no speed, 1.5 ms per 720p frame in the decode threads' resizes (docs/benchmarks.md, Pipeline).
+    """
+    previous = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    return lambda: cv2.setNumThreads(previous)
 
 
 def boxes_to_image(xyxy: np.ndarray, scale_xy: tuple[float, float], image_hw: tuple[int, int]) -> np.ndarray:

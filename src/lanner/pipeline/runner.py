@@ -38,12 +38,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import cv2
 import numpy as np
 
 from lanner.core.errors import ConfigError, LannerError, SourceError
 from lanner.core.frame import Batch, Frame
 from lanner.core.signals import handle_once
+from lanner.data.preprocess import opencv_single_threaded
 from lanner.pipeline.config import PipelineConfig, load_pipeline_config
 from lanner.pipeline.infer import Detector, GapFiller, SecondaryClassifier
 from lanner.pipeline.mux import Muxer
@@ -207,18 +207,14 @@ class Pipeline:
         self.telemetry.watch_queue("mux->infer", self._batches.qsize)
         for i, q in enumerate(self._queues):
             self.telemetry.watch_queue(("infer->post", "post->output")[i], q.qsize)
-        # OpenCV's own thread pool off while the stages run: they already keep the cores busy in parallel,
-        # and the pool's hand-offs cost 1.5 ms of CPU per 720p frame in the decode threads' resizes
-        # (docs/benchmarks.md, Pipeline). The process's setting comes back when the run ends.
-        cv_threads = cv2.getNumThreads()
-        cv2.setNumThreads(1)
+        restore_opencv = opencv_single_threaded()  # the stages are the parallelism
         try:
             self.mux.start()
             for t in threads:
                 t.start()
             self._wait(threads, duration_s, on_status)
         finally:
-            cv2.setNumThreads(cv_threads)
+            restore_opencv()
             self.stop("stop")
             self.mux.stop()
             for t in threads:

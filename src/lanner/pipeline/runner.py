@@ -214,7 +214,6 @@ class Pipeline:
                 t.start()
             self._wait(threads, duration_s, on_status)
         finally:
-            restore_opencv()
             self.stop("stop")
             self.mux.stop()
             for t in threads:
@@ -222,7 +221,8 @@ class Pipeline:
             if not any(t.is_alive() for t in threads):
                 self._flush_open_sources()
             for sink in self.frame_sinks + self.tiled_sinks:
-                sink.close()
+                sink.close()  # a queued sink writes its last frames here, still part of the run
+            restore_opencv()
             restore()
             if control is not None:
                 control.stop()

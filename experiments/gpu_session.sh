@@ -7,7 +7,7 @@
 # One GPU (nvidia-h200 kind), one job per call:
 #   bash experiments/gpu_session.sh synth1   # synth yolox_s on 8000 images (SYNTH_ARGS adds e.g. --epochs 50)
 #   bash experiments/gpu_session.sh base     # class extension, step 1: the 3-class base (CLASSEXT_ARGS adds e.g.
-#                                             # "--base-images 8000 --epochs 30"), brought back in 15 MB
+#                                             # "--base-images 2000 --base-epochs 60"), brought back in 15 MB
 #                                             # parts ($OUT/classext_base.safetensors.part-*: files over 16 MiB
 #                                             # do not come back); `cat` them into carry/classext_base.safetensors
 #   bash experiments/gpu_session.sh ext      # step 2: carry that file (CLASSEXT_ARGS adds recipe flags)

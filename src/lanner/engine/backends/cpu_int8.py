@@ -20,7 +20,8 @@ activation is quantized once where the chain starts (``QuantizeLinear``) and deq
 
 Weight precision on CPUs without VNNI: fbgemm's AVX2 kernels add pairs of u8·s8 products in saturating
 int16 (``vpmaddubsw``), which overflows with full-range weights and activations. There the int8 tactic
-halves the weights to 7 bits (scale doubled), as oneDNN does on the same CPUs; with VNNI they stay 8-bit.
+halves the weights to 7 bits (scale doubled), as oneDNN does on the same CPUs; with VNNI they stay 8-bit, except
+in fbgemm's depthwise and grouped kernels, which have no VNNI path (``_weight_qmax``).
 """
 
 from __future__ import annotations
@@ -132,9 +133,14 @@ def _int8_plan(node: Node, ctx: KernelContext) -> dict[str, Any] | None:
     return {**geometry, "relu": act != "", "y_scale": y_scale, "y_zero": y_zero}
 
 
-def _weight_qmax() -> int:
-    """The int8 weights' largest magnitude: 127 with VNNI, 63 without (see the module docstring)."""
-    return 127 if _has_vnni() else 63
+def _weight_qmax(groups: int = 1) -> int:
+    """The int8 weights' largest magnitude: 127 with VNNI, 63 without (see the module docstring).
+
+    fbgemm's depthwise and grouped kernels (``groups > 1``) multiply with ``vpmaddubsw`` on VNNI CPUs too, so they
+    keep 7-bit weights everywhere: with 8-bit ones a MobileNetV2 plan on a Xeon with AVX-512 VNNI was 0.26-0.28
+    relative L2 off the QDQ model (docs/benchmarks.md, 2026-12-01 eighth session).
+    """
+    return 127 if _has_vnni() and groups == 1 else 63
 
 
 @functools.lru_cache(maxsize=1)
@@ -150,7 +156,7 @@ def _packed_weights(node: Node, ctx: KernelContext, plan: dict[str, Any]) -> Any
     """Per-channel int8 weights (7-bit without VNNI, see module docstring), pre-packed with the FP32 bias."""
     torch = ctx.torch
     weight = np.asarray(ctx.const(node.inputs[1]), dtype=np.float32)
-    qmax = _weight_qmax()
+    qmax = _weight_qmax(plan["groups"])
     amax = np.abs(weight).reshape(weight.shape[0], -1).max(axis=1)
     scale = np.where(amax > 0, amax, 1.0).astype(np.float64) / qmax
     bias = ctx.constants.get(node.input(2)) if node.input(2) else None

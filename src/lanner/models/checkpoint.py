@@ -184,9 +184,10 @@ def save_weights_only(src: str | Path, dst: str | Path) -> Path:
     Example:
         >>> save_weights_only("results/best.safetensors", "yolox_s_weights.safetensors")  # doctest: +SKIP
     """
-    _, doc = load_checkpoint(src)
+    model = model_from_checkpoint(src)  # checks the file; the header below then needs no second tensor read
+    doc = _read_header(Path(src)) or {}
     meta = {k: v for k, v in doc.get("meta", {}).items() if k not in TRAINING_META}
-    return save_checkpoint(dst, model_from_checkpoint(src), meta)
+    return save_checkpoint(dst, model, meta)
 
 
 def _existing(path: str | Path) -> Path:

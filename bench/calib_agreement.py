@@ -99,20 +99,22 @@ def labels_of(paths: list[Path]) -> np.ndarray:
     return np.array([names.index(p.parent.name) for p in paths])
 
 
-def train(model, paths: list[Path], preprocess, steps: int) -> None:
-    """SGD with cosine decay on the calibration crops' folder labels, so the FP32 model has real margins."""
+def train(model, paths: list[Path], preprocess, steps: int, device: str = "cpu") -> None:
+    """SGD with cosine decay on the calibration crops' folder labels, so the FP32 model has real margins.
+    ``device`` ("cuda" on a GPU machine) only changes where the steps run; the model comes back on the CPU."""
     import torch
 
     from lanner.engine.calibrate.images import read_image
 
-    x = torch.from_numpy(np.stack([preprocess(read_image(p)) for p in paths]))
-    y = torch.from_numpy(labels_of(paths))
+    x = torch.from_numpy(np.stack([preprocess(read_image(p)) for p in paths])).to(device)
+    y = torch.from_numpy(labels_of(paths)).to(device)
+    model.to(device)
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     gen = torch.Generator().manual_seed(0)
     model.train()
     for step in range(steps):
-        idx = torch.randint(0, len(paths), (32,), generator=gen)
+        idx = torch.randint(0, len(paths), (32,), generator=gen).to(device)
         loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
         opt.zero_grad()
         loss.backward()
@@ -120,7 +122,7 @@ def train(model, paths: list[Path], preprocess, steps: int) -> None:
         sched.step()
         if (step + 1) % 50 == 0:
             print(f"  step {step + 1}/{steps}: loss {loss.item():.3f}", flush=True)
-    model.eval()
+    model.to("cpu").eval()
 
 
 def run(path_or_model, x: np.ndarray, *, exact: bool = False) -> np.ndarray:
@@ -170,7 +172,8 @@ def evaluate(name: str, args, calib: list[Path], evals: list[Path], train_set: l
         partial = fp32_path.with_suffix(".partial.onnx")  # renamed once trained, so never reused half-done
         export_onnx(model, partial, input_size=(args.size, args.size), batch="dynamic")
         if args.train_steps:
-            train(model, train_set or calib, Preprocess.from_graph(load_onnx(partial)), args.train_steps)
+            preprocess = Preprocess.from_graph(load_onnx(partial))
+            train(model, train_set or calib, preprocess, args.train_steps, args.train_device)
             export_onnx(model, partial, input_size=(args.size, args.size), batch="dynamic")
         partial.replace(fp32_path)
     train_s = time.perf_counter() - start
@@ -187,7 +190,8 @@ def evaluate(name: str, args, calib: list[Path], evals: list[Path], train_set: l
     rows = []
     for method in args.methods.split(","):
         start = time.perf_counter()
-        amax = {k: compute_amax(h, method) for k, h in stats.items()}
+        base, guard = ("entropy", False) if method == "entropy-trt" else (method, True)
+        amax = {k: compute_amax(h, base, saturation_guard=guard) for k, h in stats.items()}
         amax_s = time.perf_counter() - start
         qdq = to_onnx(insert_qdq(graph, amax)[0])
         outputs = {
@@ -235,7 +239,9 @@ def run_lanner_int8(qdq, x: np.ndarray) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="resnet10,mobilenet_v2")
-    parser.add_argument("--methods", default="entropy,minmax")
+    parser.add_argument(
+        "--methods", default="entropy,entropy-trt,minmax", help="entropy-trt: entropy without the saturation guard"
+    )
     parser.add_argument("--calib", type=int, default=500)
     parser.add_argument("--eval", type=int, default=500)
     parser.add_argument("--size", type=int, default=64)
@@ -244,6 +250,7 @@ def main() -> None:
         "--train-crops", type=int, default=0, help="train on this many separate crops (0: the calibration crops)"
     )
     parser.add_argument("--seed", type=int, default=0, help="torch seed of the models' random init")
+    parser.add_argument("--train-device", default="cpu", help="where training runs (cuda on a GPU machine)")
     parser.add_argument("--backend", default="onnxruntime")
     parser.add_argument("--work", type=Path, help="Keep crops and models here (default: a temp folder).")
     args = parser.parse_args()

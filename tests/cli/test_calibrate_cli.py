@@ -61,6 +61,17 @@ def test_minmax_header_and_trt_version(model, tmp_path):
     assert (tmp_path / "out" / "calibration.cache").read_text().startswith("TRT-100300-MinMaxCalibration\n")
 
 
+def test_no_saturation_guard_reaches_the_scale_table(model, tmp_path):
+    import json
+
+    write_images(tmp_path / "images", 4)
+    result = invoke(
+        str(model), "--images", str(tmp_path / "images"), "--no-saturation-guard", "-o", str(tmp_path / "o")
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "o" / "scales.json").read_text())["saturation_guard"] is False
+
+
 @pytest.mark.parametrize(
     ("setup", "args", "error", "message"),
     [

@@ -24,6 +24,12 @@ from lanner.engine.calibrate.methods import DEFAULT_PERCENTILE, METHODS
 @click.option("--method", type=click.Choice(METHODS), default="entropy", show_default=True)
 @click.option("--percentile", type=float, default=DEFAULT_PERCENTILE, show_default=True, help="For percentile.")
 @click.option(
+    "--saturation-guard/--no-saturation-guard",
+    default=True,
+    show_default=True,
+    help="Entropy: activations that saturate (ReLU6 at 6) keep their max; off gives TensorRT's exact thresholds.",
+)
+@click.option(
     "--count",
     type=click.IntRange(1, MAX_COUNT),
     default=DEFAULT_COUNT,
@@ -61,6 +67,7 @@ def calibrate(
     images: Path | None,
     method: str,
     percentile: float,
+    saturation_guard: bool,
     count: int,
     batch: int,
     exclude: tuple[str, ...],
@@ -87,6 +94,7 @@ def calibrate(
             out_dir,
             method=method,
             percentile=percentile,
+            saturation_guard=saturation_guard,
             count=count,
             batch=batch,
             exclude=exclude,

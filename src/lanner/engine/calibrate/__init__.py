@@ -2,7 +2,8 @@
 
 TensorRT 11 no longer calibrates inside the builder; INT8 comes from Q/DQ nodes in the ONNX. This
 package produces them: activation histograms over 500-1000 images in a fixed order, TensorRT's
-methods (entropy/KL, minmax, percentile, MSE), per-channel symmetric int8 weights, and three outputs:
+methods (entropy/KL, minmax, percentile, MSE; entropy with a saturation guard, see ``methods.py``),
+per-channel symmetric int8 weights, and three outputs:
 a QDQ ONNX (the builder's and ONNX Runtime's INT8 contract), a JSON scale table and a TensorRT-format
 calibration cache (``TRT-<version>-EntropyCalibration2`` + ``tensor: <hex scale>`` lines).
 

@@ -24,6 +24,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -34,7 +35,7 @@ from lanner.engine.calibrate.cache import DEFAULT_TRT_VERSION, METHOD_ALGORITHM,
 from lanner.engine.calibrate.collect import collect_statistics
 from lanner.engine.calibrate.histogram import Histogram
 from lanner.engine.calibrate.images import DEFAULT_COUNT, Preprocess, iter_batches, list_images
-from lanner.engine.calibrate.methods import DEFAULT_PERCENTILE, compute_amax
+from lanner.engine.calibrate.methods import DEFAULT_PERCENTILE, compute_amax, saturated
 from lanner.engine.calibrate.qdq import (
     QuantizedWeight,
     activations_to_quantize,
@@ -89,17 +90,24 @@ def calibrate_ranges(
     *,
     method: str = "entropy",
     percentile: float = DEFAULT_PERCENTILE,
+    saturation_guard: bool = True,
     backend: str = "auto",
     progress: ProgressFn | None = None,
 ) -> dict[str, float]:
     """Activation name → amax by ``method`` over ``batches`` (for every float activation of ``graph``)."""
     compute_amax_check(method, percentile)
-    return amax_of(collect_statistics(graph, batches, backend=backend, progress=progress), method, percentile)
+    stats = collect_statistics(graph, batches, backend=backend, progress=progress)
+    return amax_of(stats, method, percentile, saturation_guard)
 
 
-def amax_of(stats: dict[str, Histogram], method: str, percentile: float) -> dict[str, float]:
-    """Activation name → amax by ``method`` from the collected histograms."""
-    return {name: compute_amax(hist, method, percentile=percentile) for name, hist in stats.items()}
+def amax_of(
+    stats: dict[str, Histogram], method: str, percentile: float, saturation_guard: bool = True
+) -> dict[str, float]:
+    """Activation name → amax by ``method`` from the collected histograms (``methods.compute_amax``)."""
+    return {
+        name: compute_amax(hist, method, percentile=percentile, saturation_guard=saturation_guard)
+        for name, hist in stats.items()
+    }
 
 
 def compute_amax_check(method: str, percentile: float) -> None:
@@ -121,6 +129,7 @@ def calibrate_model(
     *,
     method: str = "entropy",
     percentile: float = DEFAULT_PERCENTILE,
+    saturation_guard: bool = True,
     count: int = DEFAULT_COUNT,
     batch: int = 8,
     exclude: Sequence[str] = (),
@@ -129,7 +138,9 @@ def calibrate_model(
     trt_version: str = DEFAULT_TRT_VERSION,
     progress: ProgressFn | None = None,
 ) -> CalibrationReport:
-    """Calibrate ``model`` on the images in ``images`` (or read ``cache``) and write the three outputs."""
+    """Calibrate ``model`` on the images in ``images`` (or read ``cache``) and write the three outputs.
+
+    ``saturation_guard=False`` gives TensorRT's exact entropy thresholds (``methods`` explains the guard)."""
     if cache is None:
         compute_amax_check(method, percentile)
     graph = load_onnx(model)
@@ -150,16 +161,39 @@ def calibrate_model(
         preprocess = Preprocess.from_graph(graph)
         batches = iter_batches(paths, preprocess, batch)
         stats = collect_statistics(graph, batches, backend=backend, progress=progress)
-        amax = amax_of(stats, method, percentile)
+        amax = amax_of(stats, method, percentile, saturation_guard)
+        if method == "entropy" and saturation_guard:
+            notes.extend(_saturation_notes(graph, stats, amax, exclude))
         algorithm, used, version = METHOD_ALGORITHM[method], len(paths), trt_version
     result = quantize(graph, amax, exclude=exclude)
     header = {"algorithm": algorithm, "version": version}
-    report = _write_outputs(Path(model), Path(out_dir), result, method, percentile, used, batch, header, notes)
+    settings = {"percentile": percentile if method == "percentile" else None}
+    settings["saturation_guard"] = saturation_guard if method == "entropy" else None
+    report = _write_outputs(Path(model), Path(out_dir), result, method, settings, used, batch, header, notes)
     if cache is None:  # a cache holds thresholds only: no histograms to show
         clipping = clipping_table(stats, amax, result.quantized)
         plot = plot_clipping(stats, clipping, Path(out_dir) / "calibration.png")
         report = replace(report, clipping=clipping, plot_path=plot)
     return report
+
+
+def _saturation_notes(
+    graph: Graph, stats: dict[str, Histogram], amax: dict[str, float], exclude: Sequence[str]
+) -> list[str]:
+    """A note naming how many quantized activations the saturation guard gave a wider range than TensorRT."""
+    guarded = []
+    for name in activations_to_quantize(graph, resolve_exclusions(graph, exclude)):
+        hist = stats.get(name)
+        if hist is not None and saturated(hist):
+            trt = compute_amax(hist, "entropy", saturation_guard=False)
+            if trt < amax[name]:
+                guarded.append(trt / amax[name])
+    if not guarded:
+        return []
+    return [
+        f"{len(guarded)} saturated activation(s) kept their max; TensorRT's entropy would clip them to "
+        f"{min(guarded):.2f}-{max(guarded):.2f} x (--no-saturation-guard gives its thresholds)"
+    ]
 
 
 def _check_not_quantized(graph: Graph, model: str | os.PathLike[str]) -> None:
@@ -194,7 +228,7 @@ def _write_outputs(
     out_dir: Path,
     result: Quantized,
     method: str,
-    percentile: float,
+    settings: dict[str, Any],
     num_images: int,
     batch: int,
     header: dict[str, str],
@@ -213,7 +247,7 @@ def _write_outputs(
         method=method,
         num_images=num_images,
         batch=batch,
-        percentile=percentile if method == "percentile" else None,
+        **settings,
         quantized=result.quantized,
         excluded_nodes=result.excluded_nodes,
         weights=result.weights,

@@ -202,3 +202,31 @@ def test_no_spin_sets_the_openmp_wait_policy_only_before_torch_loads(monkeypatch
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
     engine_cli.passive_threads()  # torch is loaded in the test process: too late, and it says so
     assert "OMP_WAIT_POLICY" not in os.environ
+
+
+def test_build_int8_prints_the_calibration_notes(tmp_path: Path, monkeypatch, capsys) -> None:
+    import dataclasses
+
+    from lanner.engine.calibrate import calibration
+
+    real = calibration.calibrate_model
+
+    def with_note(*args, **kwargs):
+        return dataclasses.replace(real(*args, **kwargs), notes=["3 saturated activation(s) kept their max"])
+
+    monkeypatch.setattr(calibration, "calibrate_model", with_note)
+    model, images = write_model(tmp_path / "m.onnx"), _calibration_images(tmp_path / "calib")
+    args = [
+        "build",
+        str(model),
+        "--precision",
+        "int8",
+        "--calib",
+        str(images),
+        "--no-tune",
+        "-o",
+        str(tmp_path / "m.plan"),
+    ]
+    assert run(args) == 0
+    captured = capsys.readouterr()
+    assert "note: 3 saturated activation(s) kept their max" in captured.out + captured.err  # info() writes to stderr

@@ -146,6 +146,8 @@ def int8_model(model: Path, calib: Path | None, method: str, count: int, cache: 
     info(escape(f"calibrating {model.name} ({'cache' if cache else method}) into {work}"))
     with progress_bar("calibrating", total) as advance:
         report = calibrate_model(model, calib, work, method=method, count=count, cache=cache, progress=advance)
+    for note in report.notes:
+        info(escape(f"note: {note}"))
     return Path(report.onnx_path)
 
 

@@ -85,13 +85,15 @@ def test_the_report_notes_how_far_tensorrt_would_have_clipped():
     from lanner.engine import load_onnx
     from lanner.engine.calibrate import prepare_graph
     from lanner.engine.calibrate.calibration import _saturation_notes
+    from lanner.engine.calibrate.qdq import activations_to_quantize
 
     graph = prepare_graph(load_onnx(tiny_classifier()))
+    quantized = activations_to_quantize(graph, set())
     stats = {"r1": relu6_histogram(), "r2": one_shot(SMOOTH["relu(normal)"])}
     amax = {name: compute_amax(h, "entropy") for name, h in stats.items()}
-    notes = _saturation_notes(graph, stats, amax, exclude=())
+    notes = _saturation_notes(stats, amax, quantized)
     assert notes == [
         "1 saturated activation(s) kept their max; TensorRT's entropy would clip them to 0.45-0.45 x "
         "(--no-saturation-guard gives its thresholds)"
     ]
-    assert _saturation_notes(graph, {"r2": stats["r2"]}, amax, exclude=()) == []
+    assert _saturation_notes({"r2": stats["r2"]}, amax, quantized) == []

@@ -162,13 +162,15 @@ def calibrate_model(
         batches = iter_batches(paths, preprocess, batch)
         stats = collect_statistics(graph, batches, backend=backend, progress=progress)
         amax = amax_of(stats, method, percentile, saturation_guard)
-        if method == "entropy" and saturation_guard:
-            notes.extend(_saturation_notes(graph, stats, amax, exclude))
         algorithm, used, version = METHOD_ALGORITHM[method], len(paths), trt_version
     result = quantize(graph, amax, exclude=exclude)
+    if cache is None and method == "entropy" and saturation_guard:
+        notes.extend(_saturation_notes(stats, amax, result.quantized))
     header = {"algorithm": algorithm, "version": version}
-    settings = {"percentile": percentile if method == "percentile" else None}
-    settings["saturation_guard"] = saturation_guard if method == "entropy" else None
+    settings = {
+        "percentile": percentile if method == "percentile" else None,
+        "saturation_guard": saturation_guard if method == "entropy" else None,
+    }
     report = _write_outputs(Path(model), Path(out_dir), result, method, settings, used, batch, header, notes)
     if cache is None:  # a cache holds thresholds only: no histograms to show
         clipping = clipping_table(stats, amax, result.quantized)
@@ -177,12 +179,10 @@ def calibrate_model(
     return report
 
 
-def _saturation_notes(
-    graph: Graph, stats: dict[str, Histogram], amax: dict[str, float], exclude: Sequence[str]
-) -> list[str]:
+def _saturation_notes(stats: dict[str, Histogram], amax: dict[str, float], quantized: Sequence[str]) -> list[str]:
     """A note naming how many quantized activations the saturation guard gave a wider range than TensorRT."""
     guarded = []
-    for name in activations_to_quantize(graph, resolve_exclusions(graph, exclude)):
+    for name in quantized:
         hist = stats.get(name)
         if hist is not None and saturated(hist):
             trt = compute_amax(hist, "entropy", saturation_guard=False)

@@ -15,9 +15,12 @@ It prints frames/s and CPU ms per frame of each, and two ratios: pipeline effici
 the issue asks >= 0.9) and the speed-up over the hand loop (2 / 3, asks >= 1.3 in FP32), from the best round
 of each, and also within each round (``*_per_round``, with their median: steadier on a drifting machine). With no
 trained model (``--model``), a random-weight ``yolox_nano`` exported at 640x384 is used (it finds few
-boxes, so tracking costs little).
+boxes, so tracking costs little). With a plan as ``--model`` (an INT8 plan: ``lanner build det.onnx --precision
+int8 --calib DIR --batch 4``), 1 and 2 run the plan and the hand loop runs ``--hand-model`` (the FP32 ONNX) in ONNX
+Runtime, as the issue's ">= 2x with the INT8 plan" compares.
 
     python bench/pipeline.py [--seconds 4] [--batch 4] [--repeats 3] [--model detector.onnx] [--interval 0]
+                             [--model det_int8.plan --hand-model det.onnx]
                              [--json out.json] [--attribute]   # CPU ms per frame of each pipeline thread
                              [--soak 600]   # then 10 minutes of looping sources: resident memory must stay flat
 """
@@ -180,10 +183,11 @@ def draw_tracks(image: np.ndarray, tracks: Any) -> None:
 
 def hand_loop_fps(paths: list[Path], model: Path, spin: bool = False) -> tuple[float, float]:
     """The loop users write: one thread, OpenCV decode, resize, ORT (2 threads), NMS, ByteTrack, draw, cameras
-    in turn (the issue's "OpenCV decode -> resize -> ONNX Runtime -> a ByteTrack -> draw")."""
+    in turn (the issue's "OpenCV decode -> resize -> ONNX Runtime -> a ByteTrack -> draw"). ``model`` is an
+    ONNX file: the hand loop always runs it in ONNX Runtime, in FP32."""
     import cv2
 
-    detector = Detector(DetectorConfig(model=str(model), threads=2, spin=spin))
+    detector = Detector(DetectorConfig(model=str(model), runtime="onnxruntime", threads=2, spin=spin))
     captures = [cv2.VideoCapture(str(p)) for p in paths]
     trackers = [create_tracker("bytetrack") for _ in paths]
 
@@ -237,7 +241,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0, help="length of each 720p30 clip")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds; the best of each is reported")
-    parser.add_argument("--model", default=None, help="detector ONNX (default: random-weight yolox_nano 640x384)")
+    parser.add_argument(
+        "--model", default=None, help="detector ONNX or lanner plan (default: random-weight yolox_nano 640x384)"
+    )
+    parser.add_argument(
+        "--hand-model",
+        default=None,
+        help="the ONNX the hand loop runs in ONNX Runtime (default: --model; needed when --model is a plan, e.g. "
+        "an INT8 plan against the FP32 hand loop, the issue's '>= 2x with the INT8 plan')",
+    )
     parser.add_argument("--interval", type=int, default=0, help="detector interval for an extra pipeline run")
     parser.add_argument("--json", default=None, help="also write the results here")
     parser.add_argument("--soak", type=float, default=0, help="then run looping sources this long, sampling RSS")
@@ -245,15 +257,18 @@ def main() -> None:
     args = parser.parse_args()
     paths = clips(args.seconds)
     model = model_path(args.model)
+    hand_model = Path(args.hand_model) if args.hand_model else model
+    if hand_model.suffix != ".onnx":
+        parser.error(f"the hand loop runs an ONNX model in ONNX Runtime, got {hand_model}: pass --hand-model X.onnx")
     total = int(args.seconds * 30) * len(paths)
-    results = {"model": str(model), "batch": args.batch, "frames": total}
+    results = {"model": str(model), "hand_model": str(hand_model), "batch": args.batch, "frames": total}
     runs: dict[str, Callable[[], tuple[float, float]]] = {
         f"inference_only_{name}": lambda n=name: inference_only(model, args.batch, min(total, 200), n)
         for name in LAYOUTS
     }
     runs["pipeline"] = lambda: pipeline_fps(paths, model, args.batch, 0)
-    runs["hand_loop"] = lambda: hand_loop_fps(paths, model)
-    runs["hand_loop_spin"] = lambda: hand_loop_fps(paths, model, True)
+    runs["hand_loop"] = lambda: hand_loop_fps(paths, hand_model)
+    runs["hand_loop_spin"] = lambda: hand_loop_fps(paths, hand_model, True)
     rounds: dict[str, list[tuple[float, float]]] = {key: [] for key in runs}
     for _ in range(args.repeats):  # interleaved rounds, best of each: a busy machine slows one side at random
         for key, run in runs.items():

@@ -273,6 +273,19 @@ def test_lanner_plan_runtime_gives_the_same_boxes(tmp_path: Path) -> None:
         assert got == want
 
 
+@pytest.mark.parametrize("count", [3, 6])  # the mux's partial last batch; a split whose second part is short
+def test_a_plan_built_at_one_batch_runs_partial_batches_padded(tmp_path: Path, count: int) -> None:
+    build = pytest.importorskip("lanner.engine.build")
+    plan_module = pytest.importorskip("lanner.engine.plan")
+    onnx_path = known_detector_onnx(tmp_path / "d.onnx", batch="n")
+    plan = build.build_engine(str(onnx_path), build.BuildConfig(tune=False, batch=["4:4:4"]))  # `--batch 4`
+    detector = Detector(DetectorConfig(model=str(plan_module.write_plan(plan, tmp_path / "d.plan"))))
+    images = [np.full((100, 200, 3), 10 * i, np.uint8) for i in range(count)]
+    got = detector.detect(images)
+    assert len(got) == count
+    assert got == Detector(DetectorConfig(model=str(onnx_path))).detect(images)
+
+
 def test_secondary_batches_crops_across_frames(tmp_path: Path) -> None:
     model = str(colour_classifier_onnx(tmp_path / "colour.onnx"))
     image = np.zeros((60, 60, 3), np.uint8)
@@ -319,7 +332,7 @@ def test_bad_models_fail_at_construction(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "name",
     ["lanner.pipeline.infer.postprocess", "lanner.pipeline.infer.gaps", "lanner.pipeline.telemetry",
-     "lanner.pipeline.config"],
+     "lanner.pipeline.config", "lanner.pipeline.infer.runtime"],
 )  # fmt: skip
 def test_docstring_examples(name: str) -> None:
     import doctest

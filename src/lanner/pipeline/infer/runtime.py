@@ -193,6 +193,32 @@ class PlanRuntime:
         nchw = np.ascontiguousarray(nchw, np.float32)
         step = self.fixed_batch or self.max_batch or len(nchw)
         if len(nchw) <= step:
-            return dict(self.engine.infer({self.input_name: nchw}))
-        parts = [self.engine.infer({self.input_name: nchw[i : i + step]}) for i in range(0, len(nchw), step)]
+            return self._run_padded(nchw)
+        parts = [self._run_padded(nchw[i : i + step]) for i in range(0, len(nchw), step)]
         return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+
+    def _run_padded(self, chunk: np.ndarray) -> dict[str, np.ndarray]:
+        """Run ``chunk``; a batch below every profile that could serve it (the mux's partial last batch on a
+        plan built ``--batch 4``) is padded with zero images to the nearest profile's min, and the outputs cut
+        back to ``len(chunk)``, as DeepStream runs a partial batch on a fixed-batch engine."""
+        n = len(chunk)
+        size = padded_batch(n, [(p.min, p.max) for p in self.engine.profiles])
+        if size == n:
+            return dict(self.engine.infer({self.input_name: chunk}))
+        pad = np.zeros((size - n, *chunk.shape[1:]), chunk.dtype)
+        out = self.engine.infer({self.input_name: np.concatenate([chunk, pad])})
+        return {name: value[:n] if value.ndim and value.shape[0] == size else value for name, value in out.items()}
+
+
+def padded_batch(batch: int, ranges: list[tuple[int, int]]) -> int:
+    """The batch to run ``batch`` images at, given the plan's profile ``(min, max)`` ranges: ``batch`` itself when
+    a profile covers it (or there are no profiles), else the smallest profile min above it. Larger batches are
+    split before this is asked (``PlanRuntime.run``).
+
+    >>> padded_batch(3, [(4, 4)]), padded_batch(3, [(1, 1), (4, 8)]), padded_batch(2, [(1, 4)])
+    (4, 4, 2)
+    """
+    if not ranges or any(lo <= batch <= hi for lo, hi in ranges):
+        return batch
+    above = [lo for lo, _ in ranges if lo > batch]
+    return min(above) if above else batch  # none above: the engine's own error names the profiles

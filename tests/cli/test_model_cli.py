@@ -78,6 +78,19 @@ def test_evaluate_prints_a_table_and_writes_files(detector_ckpt, tmp_path, capsy
     assert Path("out/pr_curves.png").is_file() and Path("out/confusion_matrix.png").is_file()
 
 
+def test_evaluate_scores_a_plan_like_its_onnx(detector_ckpt, tmp_path, capsys):
+    ds = make_kitti(tmp_path)
+    assert main(["export", "-m", str(detector_ckpt), "-o", "det.onnx", "--dynamic-batch"]) == 0
+    assert main(["build", "det.onnx", "--batch", "4:4:4", "--no-tune", "-o", "det.plan"]) == 0  # 3 images: padded
+    maps = {}
+    for model in ("det.onnx", "det.plan"):
+        assert main(["evaluate", "-m", model, "-d", str(ds), "-o", f"out_{model}"]) == 0
+        metrics = json.loads(Path(f"out_{model}/metrics.json").read_text())["metrics"]
+        per_class = [value for name in CLASSES for value in metrics["per_class"][name].values()]
+        maps[model] = [metrics["mAP"], metrics["mAP50"], *per_class]  # best_f1_confidence: the scores themselves
+    assert maps["det.plan"] == pytest.approx(maps["det.onnx"], abs=1e-5)
+
+
 @pytest.mark.parametrize(
     ("args", "message", "code"),
     [

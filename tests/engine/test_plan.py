@@ -90,6 +90,24 @@ def test_engine_matches_onnxruntime_and_picks_the_profile(model, plan: Plan, tmp
         engine.infer(feeds(17))
 
 
+@pytest.mark.parametrize("batch", [3, 33])  # below a 4:4:4 profile: padded; above 16: split, then padded
+def test_infer_pad_runs_any_batch(model, batch: int) -> None:
+    engine = Engine(build_engine(model, BuildConfig(batch=["4:4:4", "8:16:16"]), timer=fast_timer))
+    with pytest.raises(DataError, match="outside the plan's optimization profiles"):
+        engine.infer(feeds(batch))  # the default stays TensorRT's: no silent padding
+    got = engine.infer(feeds(batch), pad=True)
+    assert got["output"].shape == (batch, 4)
+    assert_outputs_close(got, run_ort(model, feeds(batch)))
+
+
+def test_padded_batch_doctest() -> None:
+    import doctest
+
+    from lanner.engine import runtime
+
+    assert doctest.testmod(runtime).failed == 0
+
+
 def test_wrong_inputs_are_clear_errors(plan: Plan) -> None:
     engine = Engine(plan)
     with pytest.raises(DataError, match=r"input 'images' expects float32 \[N,3,16,16\], got float32 \[1,3,8,8\]"):

@@ -332,7 +332,7 @@ def test_bad_models_fail_at_construction(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "name",
     ["lanner.pipeline.infer.postprocess", "lanner.pipeline.infer.gaps", "lanner.pipeline.telemetry",
-     "lanner.pipeline.config", "lanner.pipeline.infer.runtime"],
+     "lanner.pipeline.config"],
 )  # fmt: skip
 def test_docstring_examples(name: str) -> None:
     import doctest

@@ -15,6 +15,7 @@ from lanner.models import ModelInfo, create_model, export_onnx, multiclass_nms, 
 from lanner.train import predict as predict_module
 from lanner.train.predict import (
     OnnxModel,
+    PlanModel,
     check_device,
     load_model,
     multiclass_nms_numpy,
@@ -118,6 +119,26 @@ def test_torch_and_onnx_give_the_same_boxes(tmp_path, batch="dynamic"):
         assert a.xyxy[:, 2].max(initial=0) <= img.shape[1] and a.xyxy[:, 3].max(initial=0) <= img.shape[0]
 
 
+@pytest.mark.parametrize("profile", ["4:4:4", "1:2:2"])  # a batch of 3 padded to 4; split into 2 + 1
+def test_a_plan_predicts_the_onnx_boxes(tmp_path, profile):
+    from lanner.engine.build import BuildConfig, build_engine
+    from lanner.engine.plan import write_plan
+
+    path = tmp_path / "det.onnx"
+    export_onnx(tiny_detector(), path, batch="dynamic")
+    plan = write_plan(build_engine(str(path), BuildConfig(tune=False, batch=[profile])), tmp_path / "det.plan")
+    model = load_model(plan)
+    assert isinstance(model, PlanModel) and (model.task, model.class_names) == ("detection", ("person", "car"))
+    imgs = images()
+    got = predict_detections(model, imgs, conf=0.3, iou=0.5, batch_size=3)
+    want = predict_detections(load_model(path), imgs, conf=0.3, iou=0.5, batch_size=3)
+    assert sum(len(d) for d in want) > 5
+    for a, b in zip(got, want, strict=True):
+        assert_same_detections(a, b)
+    with pytest.raises(UsageError, match=r"lanner plans run on the CPU backend only \(got --device cuda\)"):
+        PlanModel.load(plan, "cuda")
+
+
 def test_checkpoint_roundtrip_predicts_the_same(tmp_path):
     model = tiny_detector()
     path = save_checkpoint(tmp_path / "m.safetensors", model)
@@ -168,6 +189,7 @@ def test_wrong_task_is_a_clear_error():
         ("weights.pt", b"x", "unsupported model file type '.pt'"),
         ("bad.safetensors", b"\x00garbage" * 10, "cannot read checkpoint"),
         ("bad.onnx", b"\x00garbage" * 10, "cannot load ONNX model"),
+        ("bad.plan", b"\x00garbage" * 10, "not a lanner plan file"),
     ],
 )
 def test_bad_model_files(tmp_path, name, content, message):

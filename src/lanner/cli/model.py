@@ -35,7 +35,7 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 
 
 @click.command("evaluate", short_help="Score a model on a labelled set: COCO mAP or top-1/top-5.")
-@click.option("-m", "--model", "model_path", type=_path, required=True, help="Checkpoint (.safetensors) or .onnx.")
+@click.option("-m", "--model", "model_path", type=_path, required=True, help="Checkpoint, .onnx or .plan.")
 @click.option("-d", "--dataset", "dataset_path", type=_path, required=True, help="KITTI/COCO/YOLO or ImageFolder set.")
 @click.option("-o", "--output", type=_path, help="Folder for metrics.json, pr_curves.png, confusion_matrix.png.")
 @click.option("--conf", type=_UNIT, default=0.001, show_default=True, help="Score threshold (keep low for mAP).")
@@ -50,6 +50,7 @@ def evaluate_cmd(
     \b
     Example:
       lanner evaluate -m results/best.safetensors -d d_split/val -o eval/
+      lanner evaluate -m det_int8.plan -d d_split/val -o eval_int8/   # what INT8 costs in mAP
     """
     from lanner.data.io import read_any
     from lanner.train.evaluate import evaluate_model
@@ -117,7 +118,7 @@ def list_images(path: Path) -> tuple[list[Path], Path]:
 
 
 @click.command("infer", short_help="Run a model on images: annotated copies and predictions.")
-@click.option("-m", "--model", "model_path", type=_path, required=True, help="Checkpoint (.safetensors) or .onnx.")
+@click.option("-m", "--model", "model_path", type=_path, required=True, help="Checkpoint, .onnx or .plan.")
 @click.option("-i", "--input", "input_path", type=_path, required=True, help="An image, a folder of images or a video.")
 @click.option("-o", "--output", type=_path, required=True, help="Folder for annotated images and predictions.")
 @click.option("--format", "fmt", type=click.Choice(INFER_FORMATS), default="json", show_default=True)

@@ -60,9 +60,27 @@ class Engine:
     def profiles(self) -> list[Profile]:
         return list(self.plan.profiles)
 
-    def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run the model on ``feeds`` (every input by name); returns every output by name."""
-        return self.executable_for(feeds).run(feeds)
+    def infer(self, feeds: Mapping[str, np.ndarray], *, pad: bool = False) -> dict[str, np.ndarray]:
+        """Run the model on ``feeds`` (every input by name); returns every output by name.
+
+        A batch outside every profile is a ``DataError``, as in TensorRT. ``pad=True`` runs any batch: larger
+        than the largest profile, it is split into pieces of that profile's max; a piece no profile covers (a
+        partial last batch on a plan built ``--batch 4``) is padded with zero rows to the nearest profile's min
+        and the outputs are cut back. Inputs and outputs are then batch-first.
+        """
+        if not pad or not self.plan.profiles:
+            return self.executable_for(feeds).run(feeds)
+        n = self._batch_of(feeds)
+        step = max(p.max for p in self.plan.profiles)
+        if n > step:
+            parts = [self.infer({k: v[i : i + step] for k, v in feeds.items()}, pad=True) for i in range(0, n, step)]
+            return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+        size = padded_batch(n, [(p.min, p.max) for p in self.plan.profiles])
+        if size == n:
+            return self.executable_for(feeds).run(feeds)
+        grown = {k: np.concatenate([v, np.zeros((size - n, *v.shape[1:]), v.dtype)]) for k, v in feeds.items()}
+        out = self.executable_for(grown).run(grown)
+        return {name: value[:n] if value.ndim and value.shape[0] == size else value for name, value in out.items()}
 
     def executable_for(self, feeds: Mapping[str, np.ndarray]) -> Any:
         """The prepared executable of the profile that serves these feeds (validated)."""
@@ -93,6 +111,19 @@ class Engine:
             return 1
         first = np.asarray(feeds[self.inputs[0].name])
         return int(first.shape[0]) if first.ndim else 1
+
+
+def padded_batch(batch: int, ranges: list[tuple[int, int]]) -> int:
+    """The batch to run ``batch`` rows at, given the profiles' ``(min, max)`` ranges: ``batch`` itself when a
+    profile covers it (or there are none), else the smallest profile min above it (``Engine.infer(pad=True)``).
+
+    >>> padded_batch(3, [(4, 4)]), padded_batch(3, [(1, 1), (4, 8)]), padded_batch(2, [(1, 4)])
+    (4, 4, 2)
+    """
+    if not ranges or any(lo <= batch <= hi for lo, hi in ranges):
+        return batch
+    above = [lo for lo, _ in ranges if lo > batch]
+    return min(above) if above else batch  # none above: ``select_profile`` names the profiles in its error
 
 
 def _spec(graph: Any, name: str) -> TensorSpec:

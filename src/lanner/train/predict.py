@@ -34,7 +34,7 @@ from lanner.data.preprocess import InputSpec, boxes_to_image, to_network_input
 if TYPE_CHECKING:
     from torch import nn
 
-MODEL_SUFFIXES = (".safetensors", ".onnx")
+MODEL_SUFFIXES = (".safetensors", ".onnx", ".plan")
 
 
 @dataclass
@@ -81,12 +81,19 @@ class OnnxModel:
                 f"cannot load ONNX model: {first}", where=str(path), fix="re-export it with `lanner export`"
             ) from None
         meta = dict(session.get_modelmeta().custom_metadata_map)
+        model_input = session.get_inputs()[0]
+        outputs = [o.name for o in session.get_outputs()]
+        return cls.from_metadata(path, session, meta, model_input.name, model_input.shape[0], outputs)
+
+    @classmethod
+    def from_metadata(
+        cls, path: Path, session: Any, meta: dict[str, str], input_name: str, batch_dim: Any, outputs: list[str]
+    ) -> Any:
+        """The model described by its ``metadata_props`` (what ``lanner export`` writes), run by ``session``."""
         try:
             spec = InputSpec.from_metadata(meta)
         except DataError as error:  # say which file lacks the metadata
             raise DataError(error.what, where=str(path), fix=error.fix) from None
-        model_input = session.get_inputs()[0]
-        batch_dim = model_input.shape[0]
         labels = tuple(json.loads(meta["labels"])) if "labels" in meta else ()
         return cls(
             path=path,
@@ -96,15 +103,15 @@ class OnnxModel:
             task=meta.get("task", "detection" if meta.get("postprocess") == "yolox_decoded" else "classification"),
             class_names=labels,
             postprocess=meta.get("postprocess", "softmax"),
-            input_name=model_input.name,
+            input_name=input_name,
             fixed_batch=batch_dim if isinstance(batch_dim, int) else None,
-            output_names=[o.name for o in session.get_outputs()],
+            output_names=outputs,
         )
 
     def run(self, nchw: np.ndarray) -> list[np.ndarray]:
         """Run a batch of any size (chunked/padded to a static batch if the model has one); outputs in order."""
         if self.fixed_batch is None:
-            return self.session.run(self.output_names, {self.input_name: nchw})
+            return self._run_once(nchw)
         size, n = self.fixed_batch, nchw.shape[0]
         chunks = []
         for start in range(0, n, size):
@@ -112,15 +119,49 @@ class OnnxModel:
             pad = size - part.shape[0]
             if pad:
                 part = np.concatenate([part, np.zeros((pad, *part.shape[1:]), part.dtype)])
-            chunks.append([out[: size - pad] for out in self.session.run(self.output_names, {self.input_name: part})])
+            chunks.append([out[: size - pad] for out in self._run_once(part)])
         return [np.concatenate([c[i] for c in chunks]) for i in range(len(self.output_names))]
 
+    def _run_once(self, nchw: np.ndarray) -> list[np.ndarray]:
+        return self.session.run(self.output_names, {self.input_name: nchw})
 
-Model = Any  # an ``nn.Module`` with ``.info`` (lanner model) or an ``OnnxModel``
+
+class PlanModel(OnnxModel):
+    """A lanner plan (``lanner build``) run by lanner's engine: the same metadata and protocol as ``OnnxModel``
+    (the plan keeps the ONNX ``metadata_props``), so ``lanner evaluate``/``infer`` score what gets deployed, e.g.
+    an INT8 plan's mAP next to its FP32 ONNX. Any batch runs (split or padded to the plan's profiles).
+
+    Example:
+        >>> model = PlanModel.load("det_int8.plan")  # doctest: +SKIP
+    """
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "cpu") -> Any:
+        """Open a plan on the CPU backend; a damaged, mismatched or foreign file raises a ``LannerError``."""
+        if device != "cpu":
+            raise UsageError(
+                f"lanner plans run on the CPU backend only (got --device {device})",
+                fix="use --device cpu, or pass the .onnx model to run it on the GPU",
+            )
+        from lanner.engine.runtime import Engine
+
+        path = Path(path)
+        engine = Engine.load(path)
+        meta = dict(getattr(engine.plan.graph, "metadata_props", {}) or {})
+        first = engine.inputs[0]
+        batch_dim = first.shape[0] if first.shape else None
+        return cls.from_metadata(path, engine, meta, first.name, batch_dim, [o.name for o in engine.outputs])
+
+    def _run_once(self, nchw: np.ndarray) -> list[np.ndarray]:
+        out = self.session.infer({self.input_name: np.ascontiguousarray(nchw, np.float32)}, pad=True)
+        return [out[name] for name in self.output_names]
+
+
+Model = Any  # an ``nn.Module`` with ``.info`` (lanner model), an ``OnnxModel`` or a ``PlanModel``
 
 
 def load_model(path: str | Path, device: str = "cpu") -> Model:
-    """Load a checkpoint (``.safetensors``, torch) or an exported ``.onnx`` model for inference.
+    """Load a checkpoint (``.safetensors``, torch), an exported ``.onnx`` model or a ``.plan`` for inference.
 
     Missing, unsupported or corrupt files raise ``DataError`` with one line saying which file and why.
 
@@ -134,11 +175,13 @@ def load_model(path: str | Path, device: str = "cpu") -> Model:
         raise DataError(
             f"unsupported model file type '{path.suffix}'",
             where=str(path),
-            fix="pass a lanner checkpoint (.safetensors) or an exported model (.onnx)",
+            fix="pass a lanner checkpoint (.safetensors), an exported model (.onnx) or a plan (.plan)",
         )
     check_device(device)
     if path.suffix == ".onnx":
         return OnnxModel.load(path, device)
+    if path.suffix == ".plan":
+        return PlanModel.load(path, device)
     from lanner.models import model_from_checkpoint
 
     try:

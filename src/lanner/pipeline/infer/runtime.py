@@ -168,7 +168,7 @@ def _open_plan(path: Path, threads: int, plan: Any = None) -> Runtime:
 class PlanRuntime:
     """A lanner engine plan (``lanner.engine.runtime.Engine``), same protocol as ``OrtRuntime``.
 
-    The plan keeps the ONNX ``metadata_props``; batches larger than the plan's largest profile are split.
+    The plan keeps the ONNX ``metadata_props``; any batch runs (``run``: split or padded to the profiles).
     ``threads`` sets torch's intra-op threads, which are process-wide: the pipeline's workers all open their
     runtime from the same ``primary.threads``, so they agree (2 workers x 1 thread, as with ONNX Runtime).
     """
@@ -187,38 +187,13 @@ class PlanRuntime:
         self.input_name = first.name
         batch_dim = first.shape[0] if first.shape else None
         self.fixed_batch = batch_dim if isinstance(batch_dim, int) and batch_dim > 0 else None
-        self.max_batch = max((p.max for p in self.engine.profiles), default=None)
 
     def run(self, nchw: np.ndarray) -> dict[str, np.ndarray]:
+        """Any batch: split to the plan's largest profile and a partial batch padded to the nearest profile
+        (``Engine.infer(pad=True)``), as DeepStream runs a partial batch on a fixed-batch engine."""
         nchw = np.ascontiguousarray(nchw, np.float32)
-        step = self.fixed_batch or self.max_batch or len(nchw)
-        if len(nchw) <= step:
-            return self._run_padded(nchw)
-        parts = [self._run_padded(nchw[i : i + step]) for i in range(0, len(nchw), step)]
+        if self.fixed_batch is None:
+            return dict(self.engine.infer({self.input_name: nchw}, pad=True))
+        step = self.fixed_batch  # a static batch (the detector pads the last chunk)
+        parts = [self.engine.infer({self.input_name: nchw[i : i + step]}) for i in range(0, len(nchw), step)]
         return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
-
-    def _run_padded(self, chunk: np.ndarray) -> dict[str, np.ndarray]:
-        """Run ``chunk``; a batch below every profile that could serve it (the mux's partial last batch on a
-        plan built ``--batch 4``) is padded with zero images to the nearest profile's min, and the outputs cut
-        back to ``len(chunk)``, as DeepStream runs a partial batch on a fixed-batch engine."""
-        n = len(chunk)
-        size = padded_batch(n, [(p.min, p.max) for p in self.engine.profiles])
-        if size == n:
-            return dict(self.engine.infer({self.input_name: chunk}))
-        pad = np.zeros((size - n, *chunk.shape[1:]), chunk.dtype)
-        out = self.engine.infer({self.input_name: np.concatenate([chunk, pad])})
-        return {name: value[:n] if value.ndim and value.shape[0] == size else value for name, value in out.items()}
-
-
-def padded_batch(batch: int, ranges: list[tuple[int, int]]) -> int:
-    """The batch to run ``batch`` images at, given the plan's profile ``(min, max)`` ranges: ``batch`` itself when
-    a profile covers it (or there are no profiles), else the smallest profile min above it. Larger batches are
-    split before this is asked (``PlanRuntime.run``).
-
-    >>> padded_batch(3, [(4, 4)]), padded_batch(3, [(1, 1), (4, 8)]), padded_batch(2, [(1, 4)])
-    (4, 4, 2)
-    """
-    if not ranges or any(lo <= batch <= hi for lo, hi in ranges):
-        return batch
-    above = [lo for lo, _ in ranges if lo > batch]
-    return min(above) if above else batch  # none above: the engine's own error names the profiles

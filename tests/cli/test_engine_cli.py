@@ -230,3 +230,20 @@ def test_build_int8_prints_the_calibration_notes(tmp_path: Path, monkeypatch, ca
     assert run(args) == 0
     captured = capsys.readouterr()
     assert "note: 3 saturated activation(s) kept their max" in captured.out + captured.err  # info() writes to stderr
+
+
+def test_dynamic_image_size_needs_input_size_on_every_command(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    model = onnx.load(str(write_model(tmp_path / "m.onnx")))
+    for i, name in ((2, "H"), (3, "W")):  # height and width symbolic, as Ultralytics' dynamic=True exports them
+        model.graph.input[0].type.tensor_type.shape.dim[i].dim_param = name
+    onnx.save(model, str(tmp_path / "dyn.onnx"))
+    source = str(tmp_path / "dyn.onnx")
+    assert run(["build", source, "--no-tune", "-o", str(tmp_path / "x.plan")]) == 2
+    assert "build it at one size with --input-size HxW" in capsys.readouterr().out
+    assert run(["build", source, "--no-tune", "--input-size", "16x24", "-o", str(tmp_path / "d.plan")]) == 0
+    assert Engine.load(tmp_path / "d.plan").inputs[0].shape[1:] == (3, 16, 24)
+    assert run(["bench", source, "--input-size", "16x24", "--iterations", "2", "--warmup", "0"]) == 0
+    assert run(["compare", source, "--input-size", "12"]) == 0
+    assert "PASSED: 1/1" in capsys.readouterr().out
+    assert run(["bench", str(tmp_path / "d.plan"), "--input-size", "16x24"]) == 2
+    assert "a plan runs at the size it was built for" in capsys.readouterr().out

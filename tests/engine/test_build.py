@@ -115,3 +115,47 @@ def test_ctrl_c_without_a_timing_cache_says_how_to_keep_timings() -> None:
 
     with pytest.raises(Interrupted, match="nothing was written; pass --timing-cache FILE"):
         build_engine(tiny_model(), BuildConfig(batch=["1:2:4"]), timer=interrupted)
+
+
+def dynamic_hw_model():
+    """A conv net exported with dynamic batch, height and width (Ultralytics ``dynamic=True`` style)."""
+    import io
+    import warnings
+
+    import onnx
+    import torch
+
+    nn = torch.nn
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.ReLU(), nn.Conv2d(8, 4, 3, 1, 1)).eval()
+    buffer = io.BytesIO()
+    axes = {"images": {0: "N", 2: "H", 3: "W"}, "output": {0: "N", 2: "h", 3: "w"}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, torch.zeros(1, 3, 32, 32), buffer, dynamo=False, opset_version=17,
+                          input_names=["images"], output_names=["output"], dynamic_axes=axes)  # fmt: skip
+    return onnx.load_from_string(buffer.getvalue())
+
+
+def test_dynamic_height_width_builds_at_input_size() -> None:
+    import numpy as np
+    from engine_testkit import assert_outputs_close, run_ort
+
+    from lanner.engine.runtime import Engine
+
+    model = dynamic_hw_model()
+    with pytest.raises(ConfigError, match=r"other than the batch; build it at one size with --input-size"):
+        build_engine(model, BuildConfig(tune=False))
+    plan = build_engine(model, BuildConfig(tune=False, input_size=(24, 40), batch=["1:2:2"]))
+    assert plan.graph.values["images"].shape == ("N", 3, 24, 40)
+    assert plan.graph.values["output"].shape == ("N", 4, 12, 20)
+    x = {"images": np.random.default_rng(0).standard_normal((2, 3, 24, 40)).astype(np.float32)}
+    assert_outputs_close(Engine(plan).infer(x), run_ort(model, x))
+
+
+def test_input_size_against_a_fixed_size_is_a_clear_error() -> None:
+    model = tiny_model()
+    with pytest.raises(ConfigError, match=r"input 'images' has a fixed size 16x16, not 24x40.*drop --input-size"):
+        build_engine(model, BuildConfig(tune=False, input_size=(24, 40)))
+    assert build_engine(model, BuildConfig(tune=False, input_size=(16, 16))).layers  # the same size is fine
+    with pytest.raises(ValueError, match="input_size"):
+        BuildConfig(input_size=(0, 16))

@@ -18,6 +18,7 @@ import numpy as np
 from rich.markup import escape
 
 from lanner.cli.app import info, next_steps, out, progress_bar
+from lanner.cli.model import parse_input_size
 from lanner.core.errors import LannerError, UnsupportedOpError, UsageError
 from lanner.engine.calibrate.images import DEFAULT_COUNT, MAX_COUNT, list_images
 from lanner.engine.calibrate.methods import METHODS
@@ -28,6 +29,11 @@ _no_spin = click.option(
     is_flag=True,
     help="Idle torch/OpenMP threads sleep instead of spinning (OMP_WAIT_POLICY=PASSIVE). Much faster on a machine "
     "with more busy threads than cores; slightly slower on an idle one.",
+)
+
+_input_size = click.option(
+    "--input-size",
+    help="HxW (e.g. 640x640) for an ONNX model whose image input has dynamic height/width (trtexec --shapes).",
 )
 
 
@@ -56,6 +62,7 @@ def passive_threads() -> None:
     help="INT8: ranges from a TensorRT calibration cache instead of images.",
 )
 @click.option("--batch", "batches", multiple=True, help="Optimization profile min:opt:max (repeat for several).")
+@_input_size
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Plan file (default: MODEL with .plan).")
 @click.option("--timing-cache", type=click.Path(path_type=Path), help="Timing cache JSON file (read and/or written).")
 @click.option("--cache-mode", type=click.Choice(["tune", "replay", "merge"]), default="tune", show_default=True)
@@ -70,6 +77,7 @@ def build(
     calib_count: int,
     calib_cache: Path | None,
     batches: tuple[str, ...],
+    input_size: str | None,
     output: Path | None,
     timing_cache: Path | None,
     cache_mode: str,
@@ -82,6 +90,7 @@ def build(
     Examples:
       lanner build det.onnx --batch 1:4:8 -o det.plan
       lanner build det.onnx --precision int8 --calib images/ -o det_int8.plan
+      lanner build yolo_dynamic.onnx --input-size 640x640   # dynamic height/width, built at one size
     """
     if no_spin:
         passive_threads()
@@ -104,6 +113,7 @@ def build(
         model = int8_model(model, calib, calib_method, calib_count, calib_cache, target_path)
     config = BuildConfig(
         batch=list(batches),
+        input_size=parse_input_size(input_size),
         timing_cache=str(timing_cache) if timing_cache else None,
         cache_mode=cache_mode,  # type: ignore[arg-type]
         tune=not no_tune,
@@ -158,9 +168,17 @@ def int8_model(model: Path, calib: Path | None, method: str, count: int, cache: 
 @click.option("--iterations", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--warmup", type=click.IntRange(min=0), default=5, show_default=True)
 @click.option("--profile", "per_layer", is_flag=True, help="Per-layer time profile (trtexec --dumpProfile).")
+@_input_size
 @_no_spin
 def bench(
-    source: Path, batch: int | None, threads: int | None, iterations: int, warmup: int, per_layer: bool, no_spin: bool
+    source: Path,
+    batch: int | None,
+    threads: int | None,
+    iterations: int,
+    warmup: int,
+    per_layer: bool,
+    input_size: str | None,
+    no_spin: bool,
 ) -> None:
     """Time a plan file or an ONNX model (built in memory) like trtexec: throughput and latency percentiles.
 
@@ -170,7 +188,7 @@ def bench(
     """
     if no_spin:
         passive_threads()
-    engine = _engine(source, batch or 1)
+    engine = _engine(source, batch or 1, parse_input_size(input_size))
     batch = resolve_batch(engine.inputs, batch, source)
     if threads:
         import torch
@@ -233,8 +251,17 @@ def _print_profile(exe: Any, feeds: dict[str, np.ndarray], runs: int) -> None:
 @click.option("--atol", type=float, default=1e-4, show_default=True)
 @click.option("--batch", type=click.IntRange(min=1), help="Batch size (default: the model's fixed batch, else 1).")
 @click.option("--seed", type=int, default=0, show_default=True)
+@_input_size
 def compare(
-    model: Path, against: str, backend: str, per_layer: bool, rtol: float, atol: float, batch: int | None, seed: int
+    model: Path,
+    against: str,
+    backend: str,
+    per_layer: bool,
+    rtol: float,
+    atol: float,
+    batch: int | None,
+    seed: int,
+    input_size: str | None,
 ) -> None:
     """Run MODEL on lanner and on ONNX Runtime with the same random inputs; per output (and layer) diffs.
 
@@ -243,8 +270,10 @@ def compare(
       lanner compare det.onnx --against onnxruntime --per-layer
     """
     from lanner.engine import get_backend, load_onnx, optimize
+    from lanner.engine.onnx_import import fix_input_size
 
-    graph = optimize(load_onnx(model))
+    size = parse_input_size(input_size)
+    graph = optimize(load_onnx(model if size is None else fix_input_size(model.read_bytes(), size)))
     specs = [_Spec(n, graph.values[n].dtype, graph.values[n].shape) for n in graph.inputs]
     feeds = random_feeds(specs, resolve_batch(specs, batch, model), seed)
     exe: Any = get_backend(backend).prepare(graph)  # both backends have run_all
@@ -296,7 +325,10 @@ def random_feeds(specs: list[Any], batch: int, seed: int = 0) -> dict[str, np.nd
     for spec in specs:
         dims = [batch if (i == 0 and isinstance(d, str)) else d for i, d in enumerate(spec.shape)]
         if not all(isinstance(d, int) for d in dims):
-            raise UsageError(f"input '{spec.name}' has dynamic dims {spec.shape}", fix="export with a fixed image size")
+            raise UsageError(
+                f"input '{spec.name}' has dynamic dims {spec.shape}",
+                fix="pass --input-size HxW, or export the model with a fixed image size",
+            )
         dtype = np.dtype(spec.dtype)
         feeds[spec.name] = (
             rng.standard_normal(dims).astype(dtype) if np.issubdtype(dtype, np.floating) else np.zeros(dims, dtype)
@@ -335,17 +367,22 @@ def _run_onnxruntime(model: Path, feeds: dict[str, np.ndarray], names: list[str]
     return dict(zip(outputs, session.run(outputs, feeds), strict=True))
 
 
-def _engine(source: Path, batch: int) -> Any:
-    """An ``Engine`` from a plan file, or built in memory from an ONNX model (default tactics tuned at ``batch``)."""
+def _engine(source: Path, batch: int, input_size: tuple[int, int] | None = None) -> Any:
+    """An ``Engine`` from a plan file, or built in memory from an ONNX model (default tactics tuned at ``batch``,
+    dynamic image dims set to ``input_size``)."""
     from lanner.engine.build import BuildConfig, build_engine
     from lanner.engine.onnx_import import load_onnx
     from lanner.engine.runtime import Engine
 
     if source.suffix != ".onnx":
+        if input_size is not None:
+            raise UsageError("--input-size applies to an ONNX model; a plan runs at the size it was built for",
+                             where=str(source), fix="drop --input-size, or bench the .onnx")  # fmt: skip
         return Engine.load(source)
     graph = load_onnx(source)
     first = graph.values[graph.inputs[0]].shape if graph.inputs else None
     dynamic = bool(first) and isinstance(first[0], str)  # type: ignore[index]
     info(escape(f"building {source} in memory (profile {batch}:{batch}:{batch})" if dynamic else f"building {source}"))
     with progress_bar("timing tactics (layers)", None) as advance:
-        return Engine(build_engine(source, BuildConfig(batch=[str(batch)] if dynamic else []), progress=advance))
+        config = BuildConfig(batch=[str(batch)] if dynamic else [], input_size=input_size)
+        return Engine(build_engine(source, config, progress=advance))

@@ -310,7 +310,7 @@ def _json_record(record, names: list[str]) -> dict:
     return doc
 
 
-def _parse_size(text: str | None) -> tuple[int, int] | None:
+def parse_input_size(text: str | None) -> tuple[int, int] | None:
     if text is None:
         return None
     parts = text.lower().replace(",", "x").split("x")
@@ -359,7 +359,7 @@ def export_cmd(
         _export_weights(model_path, output, dynamic_batch or batch is not None or input_size is not None)
         return
     model = load_model(model_path)
-    size = _parse_size(input_size)
+    size = parse_input_size(input_size)
     diffs = export_with_batch(model, output, opset, "dynamic" if dynamic_batch else (batch or 1), size)
     shown = ", ".join(f"{name} {value:.3g}" for name, value in diffs.items())
     out.print(f"wrote {output}; max |onnxruntime - pytorch|: {shown}", markup=False)

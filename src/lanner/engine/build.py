@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from pydantic import PositiveInt
 
 from lanner.core.config import Section
 from lanner.core.errors import ConfigError, Interrupted
 from lanner.core.progress import ProgressFn
 from lanner.engine.backends import get_backend
 from lanner.engine.ir.graph import Graph
-from lanner.engine.onnx_import import load_onnx
+from lanner.engine.onnx_import import fix_input_size, load_onnx
 from lanner.engine.passes import count_layers, optimize
 from lanner.engine.plan import Plan, Profile
 from lanner.engine.tactics import Timer, TimingPolicy, select_tactics
@@ -36,11 +37,13 @@ _ALIGN = 64
 
 class BuildConfig(Section):
     """What to build. ``batch``: one ``min:opt:max`` string per optimization profile (default: the model's
-    fixed batch, or ``1:1:32`` for a dynamic one). ``tune=False`` keeps every default tactic (no timing)."""
+    fixed batch, or ``1:1:32`` for a dynamic one). ``input_size``: [height, width] for a model whose image
+    inputs have dynamic height/width (trtexec's ``--shapes``). ``tune=False`` keeps every default tactic."""
 
     precision: Literal["fp32"] = "fp32"
     backend: Literal["cpu"] = "cpu"
     batch: list[str] = []
+    input_size: tuple[PositiveInt, PositiveInt] | None = None
     timing_cache: str | None = None
     cache_mode: Literal["tune", "replay", "merge"] = "tune"
     tune: bool = True
@@ -63,7 +66,8 @@ def build_engine(
     with ``tune`` off).
     """
     config = config or BuildConfig()
-    raw = _model_bytes(model)
+    source = _model_bytes(model)
+    raw = source if config.input_size is None else fix_input_size(source, config.input_size)
     graph = load_onnx(raw)
     optimized = optimize(graph)
     symbol = _batch_symbol(optimized)
@@ -90,7 +94,7 @@ def build_engine(
         graph=optimized,
         profiles=built,
         build_config=settings,
-        source_sha256=hashlib.sha256(raw).hexdigest(),
+        source_sha256=hashlib.sha256(source).hexdigest(),
         layers={"original": count_layers(graph), "fused": count_layers(optimized)},
         memory_plan=[memory_plan(optimized, symbol, p.opt) for p in built],
         batch_symbol=symbol,
@@ -157,7 +161,8 @@ def _shapes_at(graph: Graph, symbol: str | None, batch: int) -> dict[str, tuple[
         if not all(isinstance(d, int) for d in dims):
             raise ConfigError(
                 f"input '{name}' has dynamic dims {value.describe()} other than the batch",
-                fix="export the model with a fixed image size",
+                fix="build it at one size with --input-size HxW (BuildConfig.input_size), or export it with a fixed "
+                "image size",
             )
         shapes[name] = tuple(int(d) for d in dims)
     return shapes

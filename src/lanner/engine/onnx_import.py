@@ -97,6 +97,35 @@ def check_supported(graph: Graph) -> None:
         raise UnsupportedOpError(f"{len(problems)} unsupported nodes: {listed}{more}", fix=problems[0].fix)
 
 
+def fix_input_size(data: bytes, size_hw: tuple[int, int]) -> bytes:
+    """``data`` (ONNX bytes) with the dynamic height and width of every 4-D graph input set to ``size_hw``, as
+    trtexec's ``--shapes`` does: a model exported with dynamic image dims (Ultralytics ``dynamic=True``) builds at
+    one size; the batch stays as it is. A fixed size that differs is a ``ConfigError``.
+
+    Example:
+        >>> fixed = fix_input_size(open("yolo_dynamic.onnx", "rb").read(), (640, 640))  # doctest: +SKIP
+    """
+    from lanner.core.errors import ConfigError
+
+    model, where = _read_model(data)
+    initializers = {t.name for t in model.graph.initializer}
+    for value in model.graph.input:
+        dims = value.type.tensor_type.shape.dim
+        if value.name in initializers or len(dims) != 4:
+            continue
+        for dim, size in zip(dims[2:], size_hw, strict=True):
+            if dim.HasField("dim_value") and dim.dim_value not in (0, size):
+                have = "x".join(str(d.dim_value) for d in dims[2:])
+                raise ConfigError(
+                    f"input '{value.name}' has a fixed size {have}, not {size_hw[0]}x{size_hw[1]}",
+                    where=where,
+                    fix=f"drop --input-size (the model runs at {have}), or re-export it with dynamic height/width",
+                )
+            dim.Clear()
+            dim.dim_value = size
+    return bytes(model.SerializeToString())
+
+
 # -- reading -------------------------------------------------------------------------------------
 def _read_model(source: Any) -> tuple[onnx.ModelProto, str]:
     import onnx

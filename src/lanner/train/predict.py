@@ -29,6 +29,8 @@ import numpy as np
 from lanner.core.detections import Detections
 from lanner.core.errors import DataError, UsageError
 from lanner.core.nms import NmsParams, select_detections
+from lanner.core.ultralytics import POSTPROCESS as ULTRALYTICS
+from lanner.core.ultralytics import decode_ultralytics, lanner_metadata
 from lanner.data.preprocess import InputSpec, boxes_to_image, to_network_input
 
 if TYPE_CHECKING:
@@ -83,13 +85,15 @@ class OnnxModel:
         meta = dict(session.get_modelmeta().custom_metadata_map)
         model_input = session.get_inputs()[0]
         outputs = [o.name for o in session.get_outputs()]
-        return cls.from_metadata(path, session, meta, model_input.name, model_input.shape[0], outputs)
+        return cls.from_metadata(path, session, meta, model_input.name, list(model_input.shape), outputs)
 
     @classmethod
     def from_metadata(
-        cls, path: Path, session: Any, meta: dict[str, str], input_name: str, batch_dim: Any, outputs: list[str]
+        cls, path: Path, session: Any, meta: dict[str, str], input_name: str, input_shape: Any, outputs: list[str]
     ) -> Any:
-        """The model described by its ``metadata_props`` (what ``lanner export`` writes), run by ``session``."""
+        """The model described by its ``metadata_props`` (what ``lanner export`` writes, or an Ultralytics
+        export's, translated by ``lanner.core.ultralytics``), run by ``session``."""
+        meta = lanner_metadata(meta, input_shape)
         try:
             spec = InputSpec.from_metadata(meta)
         except DataError as error:  # say which file lacks the metadata
@@ -104,7 +108,7 @@ class OnnxModel:
             class_names=labels,
             postprocess=meta.get("postprocess", "softmax"),
             input_name=input_name,
-            fixed_batch=batch_dim if isinstance(batch_dim, int) else None,
+            fixed_batch=input_shape[0] if input_shape and isinstance(input_shape[0], int) else None,
             output_names=outputs,
         )
 
@@ -149,8 +153,7 @@ class PlanModel(OnnxModel):
         engine = Engine.load(path)
         meta = dict(getattr(engine.plan.graph, "metadata_props", {}) or {})
         first = engine.inputs[0]
-        batch_dim = first.shape[0] if first.shape else None
-        return cls.from_metadata(path, engine, meta, first.name, batch_dim, [o.name for o in engine.outputs])
+        return cls.from_metadata(path, engine, meta, first.name, list(first.shape), [o.name for o in engine.outputs])
 
     def _run_once(self, nchw: np.ndarray) -> list[np.ndarray]:
         out = self.session.infer({self.input_name: np.ascontiguousarray(nchw, np.float32)}, pad=True)
@@ -306,7 +309,11 @@ def predict_detections(
     results: list[Detections] = []
     for chunk in _batches(images_bgr, batch_size):
         nchw, scales = to_network_input(list(chunk), spec)
-        if isinstance(model, OnnxModel):
+        if isinstance(model, OnnxModel) and model.postprocess == ULTRALYTICS:
+            layout = model.metadata["ultralytics_layout"]
+            params = NmsParams(conf, iou, max_det, 3000)
+            dets = decode_ultralytics(model.run(nchw)[0], layout, len(model.class_names), params)
+        elif isinstance(model, OnnxModel):
             boxes, scores = model.run(nchw)[:2]
             dets = [multiclass_nms_numpy(b, s, conf, iou, max_det) for b, s in zip(boxes, scores)]
         else:

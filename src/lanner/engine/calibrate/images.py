@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from lanner.core.errors import ConfigError, DataError, UsageError
+from lanner.core.ultralytics import lanner_metadata
 from lanner.engine.ir.graph import Graph
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -52,9 +53,9 @@ class Preprocess:
         """Read the preprocessing from ``graph.metadata_props`` and the input's shape."""
         if len(graph.inputs) != 1:
             raise ConfigError(f"calibration needs a model with one image input, got {list(graph.inputs)}")
-        meta = graph.metadata_props
-        layout = meta.get("input_layout", "NCHW")
         shape = graph.values[graph.inputs[0]].shape or ()
+        meta = lanner_metadata(graph.metadata_props, shape)  # an Ultralytics export: its fixed preprocessing
+        layout = meta.get("input_layout", "NCHW")
         if layout not in ("NCHW", "NHWC") or len(shape) != 4:
             raise ConfigError(
                 f"input '{graph.inputs[0]}' is not an NCHW/NHWC image batch (shape {list(shape)}, layout {layout})",

@@ -43,7 +43,13 @@ from lanner.core.frame import Batch, Picture
 from lanner.core.nms import NmsParams
 from lanner.data.preprocess import InputSpec, image_hw, to_network_input
 from lanner.pipeline.infer.input_size import check_input_size
-from lanner.pipeline.infer.postprocess import DETECTION_DECODERS, merge_scales, to_image_pixels
+from lanner.pipeline.infer.postprocess import (
+    DETECTION_DECODERS,
+    FOREIGN_DECODERS,
+    detection_decoder,
+    merge_scales,
+    to_image_pixels,
+)
 from lanner.pipeline.infer.runtime import Runtime, open_runtime
 
 InputSize = tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]]  # [height, width] of a network input
@@ -89,14 +95,16 @@ class Detector:
         self.runtime = runtime or _open(config, config.input_size)
         meta = self.runtime.metadata
         where = str(self.runtime.path)
-        kind = meta.get("postprocess")
-        if kind not in DETECTION_DECODERS:
+        decode = detection_decoder(meta)
+        if decode is None:
+            kinds = sorted([*DETECTION_DECODERS, *FOREIGN_DECODERS])
             raise ConfigError(
-                f"the model's postprocess is {kind!r}; the detector supports {sorted(DETECTION_DECODERS)}",
+                f"the model's postprocess is {meta.get('postprocess')!r}; the detector supports {kinds}",
                 where=where,
-                fix="export a detector with lanner.models.export_onnx (it writes metadata_props)",
+                fix="export a detector with lanner.models.export_onnx (it writes metadata_props), or use an "
+                "Ultralytics YOLO ONNX export",
             )
-        self.decode = DETECTION_DECODERS[kind]
+        self.decode = decode
         self.input_spec = InputSpec.from_metadata(meta)
         if config.input_size is not None and tuple(self.input_spec.size_hw) != tuple(config.input_size):
             raise ConfigError(

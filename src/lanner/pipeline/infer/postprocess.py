@@ -6,6 +6,7 @@ A decoder is chosen by the ``postprocess`` key of the model's ONNX ``metadata_pr
   (objectness x class probability), as ``lanner.models.export_onnx`` writes YOLOX detectors. Every
   (box, class) pair above the threshold is a candidate (multi-label, like ``lanner.models.multiclass_nms``),
   then greedy class-aware NMS keeps at most ``max_det`` per image.
+- ``ultralytics``: an Ultralytics YOLO export (``lanner.core.ultralytics``, which also fills in its metadata).
 - ``softmax``: a classifier's ``logits (B, C)``.
 
 Example:
@@ -17,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
@@ -24,6 +26,8 @@ import numpy as np
 from lanner.core.detections import Detections
 from lanner.core.errors import DataError
 from lanner.core.nms import NmsParams, batched_nms, nms, select_detections
+from lanner.core.ultralytics import POSTPROCESS as ULTRALYTICS
+from lanner.core.ultralytics import decode_ultralytics
 
 
 def decode_yolox_decoded(outputs: Mapping[str, np.ndarray], params: NmsParams) -> list[Detections]:
@@ -54,6 +58,16 @@ def decode_softmax(outputs: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.nd
 
 DetectionDecoder = Callable[[Mapping[str, np.ndarray], NmsParams], list[Detections]]
 DETECTION_DECODERS: dict[str, DetectionDecoder] = {"yolox_decoded": decode_yolox_decoded}
+FOREIGN_DECODERS = (ULTRALYTICS,)  # decoders that need the model's metadata: ``detection_decoder``
+
+
+def detection_decoder(meta: Mapping[str, str]) -> DetectionDecoder | None:
+    """The decoder for a model with these (``lanner_metadata``-translated) ``metadata_props``, or None."""
+    kind = meta.get("postprocess")
+    if kind == ULTRALYTICS:
+        layout, classes = meta["ultralytics_layout"], len(json.loads(meta["labels"]))
+        return lambda outputs, params: decode_ultralytics(next(iter(outputs.values())), layout, classes, params)
+    return DETECTION_DECODERS.get(str(kind))
 
 
 def _require(outputs: Mapping[str, np.ndarray], name: str) -> np.ndarray:

@@ -27,6 +27,7 @@ import numpy as np
 
 from lanner.core.assets import resolve_asset
 from lanner.core.errors import ConfigError, DataError
+from lanner.core.ultralytics import lanner_metadata
 
 RUNTIMES = ("auto", "onnxruntime", "lanner")
 DEFAULT_PLAN_BATCH = 4  # the batch a plan built from an ONNX model is tuned at when nobody says (the mux's default)
@@ -78,8 +79,8 @@ class OrtRuntime:
             raise DataError(f"ONNX Runtime cannot load the model: {first}", where=str(path),
                             fix="check the file is a complete ONNX model (re-export it)") from None  # fmt: skip
         self.path = path
-        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         first_input = self.session.get_inputs()[0]
+        self.metadata = lanner_metadata(self.session.get_modelmeta().custom_metadata_map, first_input.shape)
         self.input_name = first_input.name
         batch_dim = first_input.shape[0] if first_input.shape else None
         self.fixed_batch = batch_dim if isinstance(batch_dim, int) and batch_dim > 0 else None
@@ -182,8 +183,8 @@ class PlanRuntime:
         torch.set_num_threads(threads)
         self.engine = Engine.load(path) if plan is None else Engine(plan)
         self.path = path
-        self.metadata = dict(getattr(self.engine.plan.graph, "metadata_props", {}) or {})
         first = self.engine.inputs[0]
+        self.metadata = lanner_metadata(getattr(self.engine.plan.graph, "metadata_props", {}) or {}, first.shape)
         self.input_name = first.name
         batch_dim = first.shape[0] if first.shape else None
         self.fixed_batch = batch_dim if isinstance(batch_dim, int) and batch_dim > 0 else None

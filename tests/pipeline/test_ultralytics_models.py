@@ -1,0 +1,125 @@
+"""Ultralytics YOLO ONNX exports run as they are: the pipeline's detector, a plan built from one, ``lanner
+evaluate``/``infer``'s model loader and INT8 calibration's preprocessing all read their metadata.
+
+The models are made here: constant-output graphs in each of Ultralytics' three output layouts, with the
+metadata its exporter writes (``str()`` of Python values), so the decoded boxes are known exactly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from lanner.core.errors import ConfigError
+from lanner.pipeline.infer import Detector, DetectorConfig
+
+SIZE = (64, 96)  # network input HxW
+XYXY = np.array([[10, 8, 40, 30], [50, 20, 90, 60]], np.float32)  # network pixels
+SCORES = np.array([[0.9, 0.05], [0.1, 0.8]], np.float32)  # (person, car)
+META = {"names": "{0: 'person', 1: 'car'}", "stride": "32", "task": "detect", "imgsz": str(list(SIZE)),
+        "batch": "1", "author": "Ultralytics"}  # fmt: skip
+
+
+def layout_output(layout: str) -> np.ndarray:
+    """The model's constant output for one image, in ``layout``."""
+    cxcywh = np.concatenate([(XYXY[:, :2] + XYXY[:, 2:]) / 2, XYXY[:, 2:] - XYXY[:, :2]], axis=1)
+    if layout == "v8":
+        return np.concatenate([cxcywh, SCORES], axis=1).T  # (4 + C, A)
+    if layout == "v5":
+        return np.concatenate([cxcywh, np.ones((2, 1), np.float32), SCORES], axis=1)  # (A, 5 + C)
+    best = SCORES.max(1, keepdims=True)
+    return np.concatenate([XYXY, best, SCORES.argmax(1)[:, None].astype(np.float32)], axis=1)  # (N, 6)
+
+
+def ultralytics_onnx(path: Path, layout: str = "v8", meta: dict[str, str] | None = None) -> Path:
+    """A constant 'detector' (output tiled over a dynamic batch) with an Ultralytics export's metadata."""
+    out = layout_output(layout)[None]
+    nodes = [
+        helper.make_node("Shape", ["images"], ["shape"], start=0, end=1),
+        helper.make_node("Constant", [], ["one2"], value=helper.make_tensor("o2", TensorProto.INT64, [2], [1, 1])),
+        helper.make_node("Concat", ["shape", "one2"], ["reps"], axis=0),
+        helper.make_node("Constant", [], ["o0"], value=numpy_helper.from_array(out.astype(np.float32), "o")),
+        helper.make_node("Tile", ["o0", "reps"], ["output0"]),
+    ]  # fmt: skip
+    images = helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, *SIZE])
+    output = helper.make_tensor_value_info("output0", TensorProto.FLOAT, ["batch", *out.shape[1:]])
+    model = helper.make_model(helper.make_graph(nodes, "g", [images], [output]),
+                              opset_imports=[helper.make_opsetid("", 17)])  # fmt: skip
+    model.ir_version = 8
+    meta = dict(META if meta is None else meta)
+    if layout == "end2end":
+        meta["end2end"] = "True"
+    helper.set_model_props(model, meta)
+    onnx.save(model, str(path))
+    return path
+
+
+def expected_in_image(image_hw: tuple[int, int]) -> np.ndarray:
+    """XYXY mapped back through lanner's letterbox (scale only, padding right/bottom) into the image."""
+    scale = min(SIZE[0] / image_hw[0], SIZE[1] / image_hw[1])
+    return np.clip(XYXY / scale, 0, [image_hw[1], image_hw[0]] * 2)
+
+
+@pytest.mark.parametrize("layout", ["v8", "v5", "end2end"])
+def test_the_pipeline_detector_reads_each_layout(tmp_path: Path, layout: str) -> None:
+    meta = META if layout != "v5" else {"names": "['person', 'car']", "stride": "32"}  # YOLOv5 writes only these
+    detector = Detector(DetectorConfig(model=str(ultralytics_onnx(tmp_path / "y.onnx", layout, meta))))
+    assert detector.class_names == ["person", "car"] and tuple(detector.input_spec.size_hw) == SIZE
+    assert detector.input_spec.resize == "letterbox" and detector.input_spec.std == (255.0, 255.0, 255.0)
+    images = [np.zeros((128, 192, 3), np.uint8), np.zeros((96, 96, 3), np.uint8)]
+    for dets, image in zip(detector.detect(images), images, strict=True):
+        order = np.argsort(dets.class_id)
+        assert dets.class_id[order].tolist() == [0, 1]
+        np.testing.assert_allclose(dets.confidence[order], [0.9, 0.8], atol=1e-6)
+        np.testing.assert_allclose(dets.xyxy[order], expected_in_image(image.shape[:2]), atol=1e-3)
+
+
+def test_a_plan_built_from_an_ultralytics_export_keeps_its_metadata(tmp_path: Path) -> None:
+    build = pytest.importorskip("lanner.engine.build")
+    from lanner.engine.plan import write_plan
+
+    source = ultralytics_onnx(tmp_path / "y.onnx")
+    built = build.build_engine(str(source), build.BuildConfig(tune=False, batch=["1:2:2"]))
+    plan = write_plan(built, tmp_path / "y.plan")
+    images = [np.zeros((64, 96, 3), np.uint8)] * 3
+    want = Detector(DetectorConfig(model=str(source))).detect(images)
+    assert Detector(DetectorConfig(model=str(plan))).detect(images) == want
+
+
+def test_evaluate_and_infer_load_an_ultralytics_export(tmp_path: Path) -> None:
+    from lanner.train.predict import load_model, predict_detections
+
+    model = load_model(ultralytics_onnx(tmp_path / "y.onnx"))
+    assert (model.task, model.class_names, model.postprocess) == ("detection", ("person", "car"), "ultralytics")
+    (dets,) = predict_detections(model, [np.zeros((64, 96, 3), np.uint8)], conf=0.3)
+    order = np.argsort(dets.class_id)
+    np.testing.assert_allclose(dets.xyxy[order], XYXY, atol=1e-3)
+
+
+def test_calibration_preprocesses_like_ultralytics(tmp_path: Path) -> None:
+    pytest.importorskip("lanner.engine")
+    from lanner.engine.calibrate.images import Preprocess
+    from lanner.engine.onnx_import import load_onnx
+
+    prep = Preprocess.from_graph(load_onnx(ultralytics_onnx(tmp_path / "y.onnx")))
+    assert (prep.height, prep.width, prep.resize, prep.color_order) == (*SIZE, "letterbox", "RGB")
+    image = np.full((32, 96, 3), (0, 0, 255), np.uint8)  # red in BGR
+    x = prep(image)
+    assert x.shape == (3, *SIZE) and x[0, 0, 0] == 1.0 and x[2, 0, 0] == 0.0  # RGB, / 255
+    np.testing.assert_allclose(x[:, -1, -1], 114 / 255)  # the letterbox's grey padding
+
+
+def test_a_segment_model_is_one_clear_error(tmp_path: Path) -> None:
+    path = ultralytics_onnx(tmp_path / "seg.onnx", meta={**META, "task": "segment"})
+    with pytest.raises(Exception, match="an Ultralytics segment model: lanner reads Ultralytics detect models only"):
+        Detector(DetectorConfig(model=str(path)))
+
+
+def test_a_model_without_known_metadata_still_says_what_the_detector_reads(tmp_path: Path) -> None:
+    path = ultralytics_onnx(tmp_path / "plain.onnx", meta={"input_size": "[64, 96]"})
+    with pytest.raises(ConfigError, match=r"the detector supports \['ultralytics', 'yolox_decoded'\]"):
+        Detector(DetectorConfig(model=str(path)))

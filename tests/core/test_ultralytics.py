@@ -51,6 +51,8 @@ def test_other_models_pass_unchanged_and_other_tasks_are_refused() -> None:
         lanner_metadata({**V8_META, "task": "segment"})
     with pytest.raises(DataError, match="metadata 'names' is not a Python literal"):
         lanner_metadata({**V8_META, "names": "{0: person}"})
+    # 'args' (the export's settings, e.g. "{'device': device(type='cpu')}") is only searched for nms=True
+    assert lanner_metadata({**V8_META, "args": "{'device': device(type='cpu')}"})["ultralytics_layout"] == "v8"
 
 
 def test_the_three_layouts_decode_to_the_same_boxes() -> None:

@@ -130,7 +130,11 @@ def _layout(meta: Mapping[str, str]) -> str:
 
 
 def _exported_with_nms(meta: Mapping[str, str]) -> bool:
-    args = _literal(meta, "args") if "args" in meta else None
+    """``args`` holds the export's settings; an unreadable ``args`` only means no NMS flag to find."""
+    try:
+        args = _literal(meta, "args") if "args" in meta else None
+    except DataError:
+        return False
     return isinstance(args, dict) and bool(args.get("nms"))
 
 

@@ -8,7 +8,7 @@ intra-op threads 2. Runs of the two are interleaved round by round so load chang
 both alike; the table gives median (and min) wall ms per inference and the median ratio lanner/ORT, plus
 the relative L2 between the two outputs (a correctness check on the real models).
 
-    python bench/engine_cpu.py [--models resnet18,mobilenet_v2,yolox_s] [--batches 1,8] [--rounds 15]
+    python bench/engine_cpu.py [--models resnet18,mobilenet_v2,yolox_s,my.onnx] [--batches 1,8] [--rounds 15]
         [--threads 2] [--work /tmp/lanner-bench-engine] [--no-spin | --isolate] [--tactic-runs 3] [--int8]
 
 Prints a table and one JSON line at the end; each row also names the whole-graph tactic variant the builder
@@ -29,14 +29,38 @@ import numpy as np
 SIZES = {"resnet18": (224, 224), "mobilenet_v2": (224, 224), "yolox_s": (384, 640), "yolox_nano": (384, 640)}
 
 
+INPUT_SIZE: tuple[int, int] | None = None  # --input-size: for ONNX files given in --models with dynamic H/W
+
+
 def export(name: str, work: Path) -> Path:
-    """Dynamic-batch ONNX of ``name`` with random weights (cached under ``work``)."""
+    """Dynamic-batch ONNX of ``name`` with random weights (cached under ``work``); a ``.onnx`` path in
+    ``--models`` (your own model, e.g. an Ultralytics export) is copied there, its dynamic height/width set
+    to ``--input-size``."""
+    if name.endswith(".onnx"):
+        from lanner.engine.onnx_import import fix_input_size
+
+        data = Path(name).read_bytes()
+        path = work / Path(name).name
+        path.write_bytes(data if INPUT_SIZE is None else fix_input_size(data, INPUT_SIZE))
+        SIZES[name] = input_hw(path)
+        return path
     path = work / f"{name}.onnx"
     if not path.is_file():
         from lanner.models import create_model, export_onnx
 
         export_onnx(create_model(name), path, batch="dynamic", input_size=SIZES[name], check=False)
     return path
+
+
+def input_hw(path: Path) -> tuple[int, int]:
+    """The fixed height and width of the model's first (NCHW) input."""
+    import onnx
+
+    dims = onnx.load(str(path), load_external_data=False).graph.input[0].type.tensor_type.shape.dim
+    hw = tuple(d.dim_value for d in dims[2:4])
+    if len(hw) != 2 or 0 in hw:
+        raise SystemExit(f"{path}: dynamic height/width; pass --input-size HxW")
+    return hw  # type: ignore[return-value]
 
 
 def ort_session(path: Path, threads: int, spin: bool):
@@ -133,7 +157,8 @@ def bench_one(name: str, batch: int, rounds: int, threads: int, work: Path, spin
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default="resnet18,mobilenet_v2,yolox_s")
+    parser.add_argument("--models", default="resnet18,mobilenet_v2,yolox_s", help="names, or paths to .onnx files")
+    parser.add_argument("--input-size", default=None, help="HxW for .onnx files in --models with dynamic H/W")
     parser.add_argument("--batches", default="1,8")
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--threads", type=int, default=2)
@@ -155,6 +180,10 @@ def main() -> None:
         "and session.intra_op.allow_spinning=0 for ORT. Spinning worker threads thrash on an oversubscribed machine.",
     )
     args = parser.parse_args()
+    if args.input_size:
+        global INPUT_SIZE
+        h, w = (int(v) for v in args.input_size.lower().split("x"))
+        INPUT_SIZE = (h, w)
     if args.no_spin:
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"  # read once, when torch loads libgomp: before `import torch`
     import torch
@@ -183,8 +212,9 @@ def main() -> None:
             results.append(r)
             layers = f"{r['layers']['original']}→{r['layers']['fused']}"
             mins = f"{r['ort_min_ms']:.1f}/{r['lanner_min_ms']:.1f}"
+            label = Path(name).stem[:13]
             print(
-                f"{name:<14}{batch:>5}{r['ort_ms']:>10.1f}{r['lanner_ms']:>11.1f}{r['ratio']:>7.2f}  {mins:<18}"
+                f"{label:<14}{batch:>5}{r['ort_ms']:>10.1f}{r['lanner_ms']:>11.1f}{r['ratio']:>7.2f}  {mins:<18}"
                 f"{r['rel_l2']:>9.1e}  {layers} {r['variant']} tactics {r['tactics']} build {r['build_s']} s",
                 flush=True,
             )

@@ -25,10 +25,9 @@ def _worker(side: str, path: str, batch: int, threads: int, tactic_runs: int, co
     import torch
 
     torch.set_num_threads(threads)
-    from engine_cpu import SIZES, lanner_engine, ort_session
+    from engine_cpu import input_hw, lanner_engine, ort_session
 
-    name = Path(path).stem
-    x = np.random.default_rng(0).standard_normal((batch, 3, *SIZES[name])).astype(np.float32)
+    x = np.random.default_rng(0).standard_normal((batch, 3, *input_hw(Path(path)))).astype(np.float32)
     if side == "ort":
         session = ort_session(Path(path), threads, spin=True)
         feeds = {session.get_inputs()[0].name: x}

@@ -14,7 +14,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from lanner.core.errors import ConfigError
+from lanner.core.errors import ConfigError, DataError
 from lanner.pipeline.infer import Detector, DetectorConfig
 
 SIZE = (64, 96)  # network input HxW
@@ -115,7 +115,7 @@ def test_calibration_preprocesses_like_ultralytics(tmp_path: Path) -> None:
 
 def test_a_segment_model_is_one_clear_error(tmp_path: Path) -> None:
     path = ultralytics_onnx(tmp_path / "seg.onnx", meta={**META, "task": "segment"})
-    with pytest.raises(Exception, match="an Ultralytics segment model: lanner reads Ultralytics detect models only"):
+    with pytest.raises(DataError, match=r"seg.onnx: an Ultralytics segment model: lanner reads .* detect models only"):
         Detector(DetectorConfig(model=str(path)))
 
 

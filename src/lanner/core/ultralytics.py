@@ -42,19 +42,22 @@ def is_ultralytics(meta: Mapping[str, str]) -> bool:
     return "postprocess" not in meta and "names" in meta and "stride" in meta
 
 
-def lanner_metadata(meta: Mapping[str, str], input_shape: Sequence[int | str | None] = ()) -> dict[str, str]:
+def lanner_metadata(
+    meta: Mapping[str, str], input_shape: Sequence[int | str | None] = (), where: str = ""
+) -> dict[str, str]:
     """``meta`` with lanner's preprocessing and decoding keys added when it is an Ultralytics export (see the
     module docstring); any other model's metadata is returned unchanged. ``input_shape`` (NCHW) gives the size
-    when the metadata has no ``imgsz`` (YOLOv5)."""
+    when the metadata has no ``imgsz`` (YOLOv5); ``where`` (the model's path) goes into errors."""
     if not is_ultralytics(meta):
         return dict(meta)
     if meta.get("task", "detect") != "detect":
         raise DataError(
             f"an Ultralytics {meta['task']} model: lanner reads Ultralytics detect models only",
+            where=where,
             fix="export a detection model (yolo export model=yolov8n.pt format=onnx)",
         )
     out = dict(meta)
-    imgsz = _literal(meta, "imgsz") if "imgsz" in meta else None
+    imgsz = _literal(meta, "imgsz", where) if "imgsz" in meta else None
     dims = list(input_shape)[2:4]
     size: list[int] | None = None
     if isinstance(imgsz, int):
@@ -73,20 +76,22 @@ def lanner_metadata(meta: Mapping[str, str], input_shape: Sequence[int | str | N
         "mean": "[0.0, 0.0, 0.0]",
         "std": "[255.0, 255.0, 255.0]",
         "pad_value": "114",
-        "labels": json.dumps(class_names(meta)),
+        "labels": json.dumps(class_names(meta, where)),
         "ultralytics_layout": _layout(meta),
     }
     return out
 
 
-def class_names(meta: Mapping[str, str]) -> list[str]:
+def class_names(meta: Mapping[str, str], where: str = "") -> list[str]:
     """The class names of ``names`` (a dict of id -> name, or a list), in id order."""
-    names = _literal(meta, "names")
+    names = _literal(meta, "names", where)
     if isinstance(names, dict):
         return [str(names[k]) for k in sorted(names, key=int)]
     if isinstance(names, list | tuple):
         return [str(n) for n in names]
-    raise DataError(f"metadata 'names' is neither a dict nor a list: {meta['names'][:60]!r}", fix="re-export it")
+    raise DataError(
+        f"metadata 'names' is neither a dict nor a list: {meta['names'][:60]!r}", where=where, fix="re-export it"
+    )
 
 
 def decode_ultralytics(output: np.ndarray, layout: str, num_classes: int, params: NmsParams) -> list[Detections]:
@@ -138,9 +143,11 @@ def _exported_with_nms(meta: Mapping[str, str]) -> bool:
     return isinstance(args, dict) and bool(args.get("nms"))
 
 
-def _literal(meta: Mapping[str, str], key: str) -> object:
+def _literal(meta: Mapping[str, str], key: str, where: str = "") -> object:
     """A metadata value written as ``str()`` of a Python literal, read back safely."""
     try:
         return ast.literal_eval(meta[key])
     except (ValueError, SyntaxError):
-        raise DataError(f"metadata {key!r} is not a Python literal: {meta[key][:60]!r}", fix="re-export it") from None
+        raise DataError(
+            f"metadata {key!r} is not a Python literal: {meta[key][:60]!r}", where=where, fix="re-export it"
+        ) from None

@@ -93,7 +93,7 @@ class OnnxModel:
     ) -> Any:
         """The model described by its ``metadata_props`` (what ``lanner export`` writes, or an Ultralytics
         export's, translated by ``lanner.core.ultralytics``), run by ``session``."""
-        meta = lanner_metadata(meta, input_shape)
+        meta = lanner_metadata(meta, input_shape, where=str(path))
         try:
             spec = InputSpec.from_metadata(meta)
         except DataError as error:  # say which file lacks the metadata

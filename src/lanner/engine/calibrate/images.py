@@ -54,7 +54,7 @@ class Preprocess:
         if len(graph.inputs) != 1:
             raise ConfigError(f"calibration needs a model with one image input, got {list(graph.inputs)}")
         shape = graph.values[graph.inputs[0]].shape or ()
-        meta = lanner_metadata(graph.metadata_props, shape)  # an Ultralytics export: its fixed preprocessing
+        meta = lanner_metadata(graph.metadata_props, shape, where=graph.name)  # an Ultralytics export's preprocessing
         layout = meta.get("input_layout", "NCHW")
         if layout not in ("NCHW", "NHWC") or len(shape) != 4:
             raise ConfigError(

@@ -80,7 +80,8 @@ class OrtRuntime:
                             fix="check the file is a complete ONNX model (re-export it)") from None  # fmt: skip
         self.path = path
         first_input = self.session.get_inputs()[0]
-        self.metadata = lanner_metadata(self.session.get_modelmeta().custom_metadata_map, first_input.shape)
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.metadata = lanner_metadata(meta, first_input.shape, where=str(path))
         self.input_name = first_input.name
         batch_dim = first_input.shape[0] if first_input.shape else None
         self.fixed_batch = batch_dim if isinstance(batch_dim, int) and batch_dim > 0 else None
@@ -184,7 +185,8 @@ class PlanRuntime:
         self.engine = Engine.load(path) if plan is None else Engine(plan)
         self.path = path
         first = self.engine.inputs[0]
-        self.metadata = lanner_metadata(getattr(self.engine.plan.graph, "metadata_props", {}) or {}, first.shape)
+        meta = getattr(self.engine.plan.graph, "metadata_props", {}) or {}
+        self.metadata = lanner_metadata(meta, first.shape, where=str(path))
         self.input_name = first.name
         batch_dim = first.shape[0] if first.shape else None
         self.fixed_batch = batch_dim if isinstance(batch_dim, int) and batch_dim > 0 else None

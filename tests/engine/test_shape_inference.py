@@ -61,6 +61,21 @@ def test_shape_start_end_on_symbolic_input() -> None:
     np.testing.assert_array_equal(graph.constant("y"), [3, 7])
 
 
+def test_range_over_a_symbolic_dim_gets_a_symbolic_length() -> None:
+    """YOLOv8's anchor grid: Range(0, W) of an image width that is dynamic (an Ultralytics dynamic=True export)."""
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"]),
+        helper.make_node("Gather", ["s", "three"], ["w"], axis=0),
+        helper.make_node("Range", ["zero", "w", "one"], ["y"]),
+    ]
+    inits = {"three": np.array(3, np.int64), "zero": np.array(0, np.int64), "one": np.array(1, np.int64)}
+    model = make_model(nodes, {"x": (F32, ("N", 3, "H", "W"))}, ["y"], inits)
+    (length,) = load_onnx(model).values["y"].shape
+    assert isinstance(length, str)
+    x = np.zeros((1, 3, 2, 5), F32)
+    assert_outputs_close(run_reference(load_onnx(model), {"x": x}), run_ort(model, {"x": x}))
+
+
 def test_inference_failure_names_the_node() -> None:
     model = make_model(
         [helper.make_node("Add", ["a", "b"], ["y"], name="add")], {"a": (F32, (2, 3)), "b": (F32, (4,))}, ["y"]

@@ -35,8 +35,11 @@ def layout_output(layout: str) -> np.ndarray:
     return np.concatenate([XYXY, best, SCORES.argmax(1)[:, None].astype(np.float32)], axis=1)  # (N, 6)
 
 
-def ultralytics_onnx(path: Path, layout: str = "v8", meta: dict[str, str] | None = None) -> Path:
-    """A constant 'detector' (output tiled over a dynamic batch) with an Ultralytics export's metadata."""
+def ultralytics_onnx(
+    path: Path, layout: str = "v8", meta: dict[str, str] | None = None, dynamic_hw: bool = False
+) -> Path:
+    """A constant 'detector' (output tiled over a dynamic batch) with an Ultralytics export's metadata;
+    ``dynamic_hw``: height and width symbolic too, as ``yolo export ... dynamic=True`` writes them."""
     out = layout_output(layout)[None]
     nodes = [
         helper.make_node("Shape", ["images"], ["shape"], start=0, end=1),
@@ -45,7 +48,8 @@ def ultralytics_onnx(path: Path, layout: str = "v8", meta: dict[str, str] | None
         helper.make_node("Constant", [], ["o0"], value=numpy_helper.from_array(out.astype(np.float32), "o")),
         helper.make_node("Tile", ["o0", "reps"], ["output0"]),
     ]  # fmt: skip
-    images = helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, *SIZE])
+    hw = ["height", "width"] if dynamic_hw else list(SIZE)
+    images = helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, *hw])
     output = helper.make_tensor_value_info("output0", TensorProto.FLOAT, ["batch", *out.shape[1:]])
     model = helper.make_model(helper.make_graph(nodes, "g", [images], [output]),
                               opset_imports=[helper.make_opsetid("", 17)])  # fmt: skip
@@ -88,6 +92,19 @@ def test_a_plan_built_from_an_ultralytics_export_keeps_its_metadata(tmp_path: Pa
     images = [np.zeros((64, 96, 3), np.uint8)] * 3
     want = Detector(DetectorConfig(model=str(source))).detect(images)
     assert Detector(DetectorConfig(model=str(plan))).detect(images) == want
+
+
+def test_runtime_lanner_builds_a_dynamic_size_export_at_its_imgsz(tmp_path: Path, monkeypatch) -> None:
+    pytest.importorskip("lanner.engine.build")
+    from lanner.pipeline.infer.plan_cache import CACHE_ENV
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "plans"))
+    source = str(ultralytics_onnx(tmp_path / "dyn.onnx", dynamic_hw=True))
+    detector = Detector(DetectorConfig(model=source, runtime="lanner", plan_batch=2))
+    assert type(detector.runtime).__name__ == "PlanRuntime"
+    assert detector.runtime.engine.inputs[0].shape[2:] == SIZE  # pinned to imgsz before the build
+    images = [np.zeros((64, 96, 3), np.uint8)] * 3
+    assert detector.detect(images) == Detector(DetectorConfig(model=source)).detect(images)
 
 
 def test_evaluate_and_infer_load_an_ultralytics_export(tmp_path: Path) -> None:

@@ -68,7 +68,8 @@ def constant_of_shape(node: Node, xs: Inputs) -> Array:
 
 def _range_infer(node: Node, ins: Ins) -> list[TensorType]:
     dtype = ins[0].dtype  # type: ignore[union-attr]
-    if all(v is not None and v.data is not None for v in ins):
+    # known values only: a shape tracked symbolically (a dynamic image size) carries its symbols as strings
+    if all(v is not None and v.data is not None and np.asarray(v.data).dtype.kind in "iuf" for v in ins):
         return [(dtype, range_(node, [v.data for v in ins]).shape)]  # type: ignore[union-attr, list-item]
     return [(dtype, (symbol(node, 0),))]  # type: ignore[list-item]
 

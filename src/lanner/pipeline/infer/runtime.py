@@ -120,7 +120,7 @@ def open_runtime(
     if kind == "lanner" and path.suffix not in PLAN_SUFFIXES:  # an ONNX model: build the plan once, then reuse it
         from lanner.pipeline.infer.plan_cache import cached_plan
 
-        data = path.read_bytes() if input_size is None else resized_model_bytes(path, input_size)
+        data = at_metadata_size(path) if input_size is None else resized_model_bytes(path, input_size)
         plan_path, plan = cached_plan(data, name=path.name, batch=plan_batch or DEFAULT_PLAN_BATCH)
         return _open_plan(plan_path, threads, plan)
     if kind == "lanner":
@@ -128,6 +128,26 @@ def open_runtime(
     if input_size is None:
         return OrtRuntime(path, threads, spin)
     return OrtRuntime(path, threads, spin, model_bytes=resized_model_bytes(path, input_size))
+
+
+def at_metadata_size(path: Path) -> bytes:
+    """The ONNX at ``path``, its dynamic image height/width set to the size its metadata names (an Ultralytics
+    ``dynamic=True`` export's ``imgsz``), so a plan can be built from it; other models as they are."""
+    data = path.read_bytes()
+    try:
+        import onnx
+
+        model = onnx.load_model_from_string(data)
+    except Exception:  # not readable here: the builder's importer says why, with the file named
+        return data
+    dims = model.graph.input[0].type.tensor_type.shape.dim if model.graph.input else []
+    meta = lanner_metadata({p.key: p.value for p in model.metadata_props}, where=str(path))
+    if len(dims) != 4 or all(d.HasField("dim_value") for d in dims[2:]) or "input_size" not in meta:
+        return data
+    from lanner.engine.onnx_import import fix_input_size
+
+    height, width = json.loads(meta["input_size"])
+    return fix_input_size(data, (int(height), int(width)))
 
 
 def resized_model_bytes(path: Path, input_size: tuple[int, int]) -> bytes:

@@ -140,3 +140,20 @@ def test_a_model_without_known_metadata_still_says_what_the_detector_reads(tmp_p
     path = ultralytics_onnx(tmp_path / "plain.onnx", meta={"input_size": "[64, 96]"})
     with pytest.raises(ConfigError, match=r"the detector supports \['ultralytics', 'yolox_decoded'\]"):
         Detector(DetectorConfig(model=str(path)))
+
+
+def test_input_size_resizes_a_dynamic_export_and_refuses_a_fixed_one(tmp_path: Path, monkeypatch) -> None:
+    from lanner.pipeline.infer.plan_cache import CACHE_ENV
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "plans"))
+    dynamic = str(ultralytics_onnx(tmp_path / "dyn.onnx", dynamic_hw=True))
+    for runtime in ("onnxruntime", "lanner"):
+        detector = Detector(DetectorConfig(model=dynamic, runtime=runtime, input_size=[32, 64], plan_batch=1))
+        assert tuple(detector.input_spec.size_hw) == (32, 64)
+        (dets,) = detector.detect([np.zeros((64, 128, 3), np.uint8)])  # the constant boxes, now in a 32x64 input
+        assert len(dets) == 2 and dets.xyxy.max() <= 128
+    with pytest.raises(ConfigError, match=r"input_size \[30, 64\] does not fit the model.*multiples of 32"):
+        Detector(DetectorConfig(model=dynamic, input_size=[30, 64]))
+    fixed = str(ultralytics_onnx(tmp_path / "fixed.onnx"))
+    with pytest.raises(DataError, match=r"this Ultralytics export has a fixed input size.*dynamic=True"):
+        Detector(DetectorConfig(model=fixed, input_size=[32, 64]))

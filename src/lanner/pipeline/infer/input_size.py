@@ -7,6 +7,7 @@ size. ``lanner.models.export_onnx`` folds each level's anchor grid into constant
 rewrites exactly those constants for the new size (and the input's height/width, the outputs' anchor
 count and the ``input_size`` metadata), so the ONNX runs at the new size in ONNX Runtime or the lanner
 engine with no model code and no re-export. Anything else that pins the size is an error, not a guess.
+An Ultralytics export made with ``dynamic=True`` needs only its input dims and ``imgsz`` set.
 
 Why another input: a detector trained at 288x512 on 640x360 images loses small and far objects of a
 1280x720 camera frame letterboxed to 288x512, and a larger input keeps them; a smaller one is cheaper
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from lanner.core.errors import ConfigError, DataError
+from lanner.core.ultralytics import is_ultralytics
 
 if TYPE_CHECKING:
     import onnx
@@ -57,6 +59,8 @@ def resize_detector_onnx(model: onnx.ModelProto, size_hw: tuple[int, int], where
     import onnx
 
     meta = {p.key: p.value for p in model.metadata_props}
+    if is_ultralytics(meta):
+        return _resize_ultralytics(model, meta, size_hw, where)
     if meta.get("postprocess") not in RESIZABLE_POSTPROCESS or "input_size" not in meta or "strides" not in meta:
         raise DataError(
             f"cannot change the input size of a model with postprocess {meta.get('postprocess')!r}",
@@ -84,6 +88,34 @@ def resize_detector_onnx(model: onnx.ModelProto, size_hw: tuple[int, int], where
     for prop in out.metadata_props:
         if prop.key == "input_size":
             prop.value = json.dumps(list(size_hw))
+    return out
+
+
+def _resize_ultralytics(
+    model: onnx.ModelProto, meta: dict[str, str], size_hw: tuple[int, int], where: str
+) -> onnx.ModelProto:
+    """An Ultralytics export made with ``dynamic=True`` computes its anchors from the input's shape: set the
+    input's height and width and the ``imgsz`` metadata. A fixed-size export folded them into constants."""
+    import onnx
+
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    if len(dims) != 4 or all(d.HasField("dim_value") for d in dims[2:]):
+        raise DataError(
+            "this Ultralytics export has a fixed input size, so its anchors are constants of that size",
+            where=where,
+            fix="re-export it with dynamic=True (yolo export ... dynamic=True), or at the size you want",
+        )
+    size_hw = (int(size_hw[0]), int(size_hw[1]))
+    check_input_size(size_hw, [int(meta.get("stride", "32"))], where)
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    out_dims = out.graph.input[0].type.tensor_type.shape.dim
+    for dim, size in zip(out_dims[2:], size_hw, strict=True):
+        dim.Clear()
+        dim.dim_value = size
+    for prop in out.metadata_props:
+        if prop.key == "imgsz":
+            prop.value = str(list(size_hw))
     return out
 
 

@@ -29,7 +29,7 @@ import numpy as np
 SIZES = {"resnet18": (224, 224), "mobilenet_v2": (224, 224), "yolox_s": (384, 640), "yolox_nano": (384, 640)}
 
 
-INPUT_SIZE: tuple[int, int] | None = None  # --input-size: for ONNX files given in --models with dynamic H/W
+INPUT_SIZE_ENV = "LANNER_BENCH_INPUT_SIZE"  # --input-size, for every module copy and spawned worker to read
 
 
 def export(name: str, work: Path) -> Path:
@@ -41,7 +41,11 @@ def export(name: str, work: Path) -> Path:
 
         data = Path(name).read_bytes()
         path = work / Path(name).name
-        path.write_bytes(data if INPUT_SIZE is None else fix_input_size(data, INPUT_SIZE))
+        size = os.environ.get(INPUT_SIZE_ENV)
+        if size:
+            h, w = (int(v) for v in size.lower().split("x"))
+            data = fix_input_size(data, (h, w))
+        path.write_bytes(data)
         SIZES[name] = input_hw(path)
         return path
     path = work / f"{name}.onnx"
@@ -181,9 +185,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.input_size:
-        global INPUT_SIZE
-        h, w = (int(v) for v in args.input_size.lower().split("x"))
-        INPUT_SIZE = (h, w)
+        os.environ[INPUT_SIZE_ENV] = args.input_size
     if args.no_spin:
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"  # read once, when torch loads libgomp: before `import torch`
     import torch

@@ -117,7 +117,10 @@ def calibrate(
     for row in clipped:
         out.print(f"most clipped: {row.describe()}", markup=False)
     if clipped:
-        info("if INT8 loses accuracy, try --method minmax or percentile, or --exclude one of these layers")
+        info(
+            "if INT8 loses accuracy (measure it: lanner evaluate -m the .plan), try --method percentile (on the "
+            "starter detector it kept the most mAP; minmax suits classifiers), or --exclude one of these layers"
+        )
     paths = (report.onnx_path, report.scales_path, report.cache_path, report.plot_path)
     for path in (p for p in paths if p is not None):
         out.print(f"wrote {path}", markup=False)

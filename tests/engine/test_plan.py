@@ -100,6 +100,26 @@ def test_infer_pad_runs_any_batch(model, batch: int) -> None:
     assert_outputs_close(got, run_ort(model, feeds(batch)))
 
 
+def test_infer_pad_leaves_inputs_and_outputs_without_a_batch_dim_alone() -> None:
+    from engine_testkit import make_model
+    from onnx import helper
+
+    nodes = [
+        helper.make_node("ReduceMean", ["images"], ["m"], axes=[1, 2, 3], keepdims=0),
+        helper.make_node("Mul", ["m", "gain"], ["output"]),  # (N,) * (1,)
+        helper.make_node("Identity", ["gain"], ["gain_out"]),  # (1,): not batched
+    ]
+    model = make_model(nodes, {"images": (np.float32, ("N", 3, 4, 4)), "gain": (np.float32, (1,))},
+                       ["output", "gain_out"])  # fmt: skip
+    engine = Engine(build_engine(model, BuildConfig(tune=False, batch=["4:4:4"])))
+    for batch in (3, 9):  # padded; split 4 + 4 + 1 (the last padded)
+        x = {**feeds(batch), "gain": np.array([2.0], np.float32)}
+        x["images"] = x["images"][:, :, :4, :4].copy()
+        got = engine.infer(x, pad=True)
+        assert got["output"].shape == (batch,) and got["gain_out"].tolist() == [2.0]
+        np.testing.assert_allclose(got["output"], 2 * x["images"].mean(axis=(1, 2, 3)), rtol=1e-5)
+
+
 def test_padded_batch_doctest() -> None:
     import doctest
 

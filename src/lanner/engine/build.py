@@ -131,11 +131,11 @@ def _open_cache(config: BuildConfig) -> TimingCache:
 
 
 def _batch_symbol(graph: Graph) -> str | None:
-    """The symbol of the inputs' first dimension (``"N"``) when the batch is dynamic, else None."""
+    """The symbol of the inputs' first dimension (``"N"``) when the batch is dynamic, else None. Inputs with a
+    fixed first dimension (a gain, a threshold) are not batched; two different symbols leave no batch."""
     first = [graph.values[name].shape for name in graph.inputs]
-    dims = {shape[0] for shape in first if shape}
-    symbols = [d for d in dims if isinstance(d, str)]
-    return symbols[0] if len(symbols) == 1 and len(dims) == 1 else None
+    symbols = {shape[0] for shape in first if shape and isinstance(shape[0], str)}
+    return symbols.pop() if len(symbols) == 1 else None
 
 
 def _profiles(graph: Graph, symbol: str | None, specs: list[str]) -> list[Profile]:

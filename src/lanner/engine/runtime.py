@@ -71,16 +71,28 @@ class Engine:
         if not pad or not self.plan.profiles:
             return self.executable_for(feeds).run(feeds)
         n = self._batch_of(feeds)
+        batched_in = self._batched(self.inputs)
         step = max(p.max for p in self.plan.profiles)
         if n > step:
-            parts = [self.infer({k: v[i : i + step] for k, v in feeds.items()}, pad=True) for i in range(0, n, step)]
-            return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+            pieces = [{k: v[i : i + step] if k in batched_in else v for k, v in feeds.items()}
+                      for i in range(0, n, step)]  # fmt: skip
+            parts = [self.infer(piece, pad=True) for piece in pieces]
+            # an output is batched when it has one row per image (its declared dim may be a derived symbol)
+            rows = [min(step, n - i) for i in range(0, n, step)]
+            batched = {k for k in parts[0] if all(p[k].ndim and len(p[k]) == r for p, r in zip(parts, rows))}
+            return {k: np.concatenate([p[k] for p in parts]) if k in batched else parts[0][k] for k in parts[0]}
         size = padded_batch(n, [(p.min, p.max) for p in self.plan.profiles])
         if size == n:
             return self.executable_for(feeds).run(feeds)
-        grown = {k: np.concatenate([v, np.zeros((size - n, *v.shape[1:]), v.dtype)]) for k, v in feeds.items()}
+        grown = {k: np.concatenate([v, np.zeros((size - n, *v.shape[1:]), v.dtype)]) if k in batched_in else v
+                 for k, v in feeds.items()}  # fmt: skip
         out = self.executable_for(grown).run(grown)
-        return {name: value[:n] if value.ndim and value.shape[0] == size else value for name, value in out.items()}
+        return {name: value[:n] if value.ndim and len(value) == size else value for name, value in out.items()}
+
+    def _batched(self, specs: list[TensorSpec]) -> set[str]:
+        """The inputs among ``specs`` whose first dimension is the batch (inputs keep their declared shapes)."""
+        symbol = self.plan.batch_symbol
+        return {s.name for s in specs if s.shape and symbol is not None and s.shape[0] == symbol}
 
     def executable_for(self, feeds: Mapping[str, np.ndarray]) -> Any:
         """The prepared executable of the profile that serves these feeds (validated)."""

@@ -274,3 +274,23 @@ def test_export_to_safetensors_writes_the_weights_without_the_training_state(cap
     assert "are ONNX options" in capsys.readouterr().err
     assert main(["export", "-m", str(full), "-o", str(full)]) == 2
     assert "the output is the checkpoint itself" in capsys.readouterr().err
+
+
+def test_evaluate_class_map_renames_and_leaves_classes_unscored(detector_ckpt, tmp_path, capsys):
+    root = tmp_path / "k"
+    samples = []
+    for i, path in enumerate(make_images(root / "src", 3)):  # KITTI-style names the model (car, person) lacks
+        boxes = Detections.from_arrays([[10, 10, 40, 40], [50, 5, 90, 60], [0, 0, 8, 8]], [0, 1, 2])
+        samples.append(Sample(f"{i:03d}", path, 96, 64, boxes))
+    ds = write_dataset(DetectionDataset(root, ["Car", "Pedestrian", "Van"], samples), root / "ds", "kitti")
+    assert main(["evaluate", "-m", str(detector_ckpt), "-d", str(ds)]) == 1
+    assert "classes the model does not know: Car, Pedestrian, Van" in capsys.readouterr().err
+    mapped = ["--class-map", "Car=car", "--class-map", "Pedestrian=person", "--class-map", "Van="]
+    assert main(["evaluate", "-m", str(detector_ckpt), "-d", str(ds), "-o", "out", *mapped]) == 0
+    doc = json.loads(Path("out/metrics.json").read_text())
+    assert {k: v["num_gt"] for k, v in doc["metrics"]["per_class"].items()} == {"car": 3, "person": 3}
+    assert doc["settings"]["class_map"] == {"Car": "car", "Pedestrian": "person", "Van": ""}
+    assert main(["evaluate", "-m", str(detector_ckpt), "-d", str(ds), "--class-map", "Truck=car"]) == 2
+    assert "--class-map names classes the dataset does not have: Truck" in capsys.readouterr().err
+    assert main(["evaluate", "-m", str(detector_ckpt), "-d", str(ds), "--class-map", "Car"]) == 2
+    assert "is not DATASET_CLASS=MODEL_CLASS" in capsys.readouterr().err

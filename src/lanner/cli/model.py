@@ -42,8 +42,22 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 @click.option("--iou", type=_IOU, default=0.65, show_default=True, help="NMS IoU threshold.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
+@click.option(
+    "--class-map",
+    "class_maps",
+    multiple=True,
+    help="DATASET_CLASS=MODEL_CLASS (repeat): score a model trained on other names, e.g. Pedestrian=person; "
+    "DATASET_CLASS= leaves that class unscored (its boxes become ignore regions).",
+)
 def evaluate_cmd(
-    model_path: Path, dataset_path: Path, output: Path | None, conf: float, iou: float, batch_size: int, device: str
+    model_path: Path,
+    dataset_path: Path,
+    output: Path | None,
+    conf: float,
+    iou: float,
+    batch_size: int,
+    device: str,
+    class_maps: tuple[str, ...],
 ) -> None:
     """Score a model on a labelled dataset: COCO mAP for detectors, top-1/top-5 for classifiers.
 
@@ -51,19 +65,23 @@ def evaluate_cmd(
     Example:
       lanner evaluate -m results/best.safetensors -d d_split/val -o eval/
       lanner evaluate -m det_int8.plan -d d_split/val -o eval_int8/   # what INT8 costs in mAP
+      lanner evaluate -m yolov8n.onnx -d kitti/ --class-map Car=car --class-map Pedestrian=person \
+          --class-map Cyclist=bicycle --class-map Van= --class-map Misc=   # a COCO model on KITTI
     """
     from lanner.data.io import read_any
     from lanner.train.evaluate import evaluate_model
     from lanner.train.predict import load_model
 
+    class_map = parse_class_map(class_maps)
     if output is not None:
         make_folder(output)
     model = load_model(model_path, device)
     ds = read_any(dataset_path)
     with progress_bar("evaluating", len(ds)) as advance:
         report = evaluate_model(
-            model, ds, output, conf=conf, iou=iou, batch_size=batch_size, device=device, progress=advance
-        )
+            model, ds, output, conf=conf, iou=iou, batch_size=batch_size, device=device, progress=advance,
+            class_map=class_map,
+        )  # fmt: skip
     if report.task == "detection":
         _print_detection(report)
     else:
@@ -308,6 +326,17 @@ def _json_record(record, names: list[str]) -> dict:
         for b, c, s in zip(result.xyxy, result.class_id, result.confidence)
     ]
     return doc
+
+
+def parse_class_map(items: tuple[str, ...]) -> dict[str, str]:
+    """``("Car=car", "Van=")`` -> ``{"Car": "car", "Van": ""}``; a malformed item is a ``UsageError``."""
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, target = item.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"--class-map {item!r} is not DATASET_CLASS=MODEL_CLASS", fix="e.g. --class-map Car=car")
+        out[name.strip()] = target.strip()
+    return out
 
 
 def parse_input_size(text: str | None) -> tuple[int, int] | None:

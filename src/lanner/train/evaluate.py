@@ -15,9 +15,10 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,8 +100,12 @@ def evaluate_model(
     device: str = "cpu",
     max_dets: int = 100,
     progress: ProgressFn | None = None,
+    class_map: Mapping[str, str] | None = None,
 ) -> EvaluationReport:
     """Run ``model`` over ``dataset`` and score it; with ``out_dir``, write metrics.json and the PNG plots.
+
+    ``class_map`` renames dataset classes to the model's (``{"Pedestrian": "person"}``: a COCO model on KITTI);
+    a class mapped to ``""`` is not scored: its boxes become ignore regions, as KITTI's DontCare (detection sets).
 
     ``model`` is a path (``.safetensors``/``.onnx``) or a loaded model; ``dataset`` a path (format
     detected) or a dataset object. ``conf``/``iou`` are the detector's score and NMS thresholds (keep
@@ -111,7 +116,7 @@ def evaluate_model(
     """
     if isinstance(model, (str, Path)):
         model = load_model(model, device)
-    ds = _read_dataset(dataset)
+    ds = with_class_map(_read_dataset(dataset), class_map or {})
     if len(ds) == 0:
         raise DataError("the dataset has no images", where=str(ds.root), fix="point --dataset at a folder with images")
     task = model_task(model)
@@ -122,7 +127,9 @@ def evaluate_model(
             where=str(ds.root),
             fix="use a detection set (KITTI/COCO/YOLO) for detectors, an ImageFolder set for classifiers",
         )
-    settings = {"conf": conf, "iou": iou, "max_dets": max_dets, "dataset": str(ds.root)}
+    settings: dict[str, Any] = {"conf": conf, "iou": iou, "max_dets": max_dets, "dataset": str(ds.root)}
+    if class_map:
+        settings["class_map"] = dict(class_map)
     if isinstance(ds, DetectionDataset):
         metrics, predictions, truth = _evaluate_detection(model, ds, conf, iou, batch_size, device, max_dets, progress)
     else:
@@ -139,6 +146,40 @@ def evaluate_model(
             report.files["errors"] = Path(out_dir) / "errors.jpg"
             cv2.imwrite(str(report.files["errors"]), sheet)
     return report
+
+
+def with_class_map(
+    ds: DetectionDataset | ClassificationDataset, class_map: Mapping[str, str]
+) -> DetectionDataset | ClassificationDataset:
+    """``ds`` with its classes renamed by ``class_map``; on a detection set, boxes of a class mapped to ``""``
+    become ignore regions. Names that are not dataset classes are an error (a typo would silently do nothing).
+
+    Example:
+        >>> ds = DetectionDataset(Path("."), ["Car", "Van"], [])
+        >>> with_class_map(ds, {"Car": "car", "Van": ""}).classes
+        ['car', '']
+    """
+    if not class_map:
+        return ds
+    unknown = sorted(set(class_map) - set(ds.classes))
+    if unknown:
+        raise UsageError(
+            f"--class-map names classes the dataset does not have: {', '.join(unknown)}",
+            where=str(ds.root),
+            fix=f"the dataset's classes are {', '.join(ds.classes)}",
+        )
+    classes = [class_map.get(c, c) for c in ds.classes]
+    if isinstance(ds, ClassificationDataset):
+        if "" in classes:
+            raise UsageError("--class-map NAME= (not scored) works on detection sets only", where=str(ds.root))
+        return dataclasses.replace(ds, classes=classes)
+    dropped = np.asarray([c == "" for c in classes] or [False])
+    samples = []
+    for s in ds.samples:
+        drop = dropped[s.boxes.class_id] if len(s.boxes) else np.zeros(0, bool)
+        regions = np.concatenate([np.asarray(s.ignore_regions, np.float32).reshape(-1, 4), s.boxes.xyxy[drop]])
+        samples.append(dataclasses.replace(s, boxes=s.boxes[~drop], ignore_regions=regions))
+    return dataclasses.replace(ds, classes=classes, samples=samples)
 
 
 def _read_dataset(dataset: Any) -> DetectionDataset | ClassificationDataset:

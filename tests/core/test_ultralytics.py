@@ -47,7 +47,7 @@ def test_metadata_is_translated_to_lanners_keys(meta, shape, size, layout) -> No
 def test_other_models_pass_unchanged_and_other_tasks_are_refused() -> None:
     lanner_own = {"postprocess": "yolox_decoded", "names": "x", "stride": "8", "input_size": "[64, 64]"}
     assert lanner_metadata(lanner_own) == lanner_own and lanner_metadata({}) == {}
-    with pytest.raises(DataError, match="an Ultralytics segment model: lanner reads Ultralytics detect models only"):
+    with pytest.raises(DataError, match="an Ultralytics segment model: lanner reads Ultralytics detect and classify"):
         lanner_metadata({**V8_META, "task": "segment"})
     with pytest.raises(DataError, match="metadata 'names' is not a Python literal"):
         lanner_metadata({**V8_META, "names": "{0: person}"})
@@ -88,3 +88,11 @@ def test_a_wrong_output_shape_names_the_expected_one() -> None:
 
 def test_doctest() -> None:
     assert doctest.testmod(ultralytics).failed == 0
+
+
+def test_a_classifier_export_is_read_as_probabilities_with_a_centre_crop() -> None:
+    meta = {"names": "{0: 'sedan', 1: 'truck'}", "stride": "1", "task": "classify", "imgsz": "[224, 224]"}
+    out = lanner_metadata(meta)
+    assert (out["task"], out["postprocess"], out["resize"], out["input_size"]) == (
+        "classification", "probabilities", "center_crop", "[224, 224]")  # fmt: skip
+    assert json.loads(out["labels"]) == ["sedan", "truck"] and "ultralytics_layout" not in out

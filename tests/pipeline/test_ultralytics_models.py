@@ -132,7 +132,7 @@ def test_calibration_preprocesses_like_ultralytics(tmp_path: Path) -> None:
 
 def test_a_segment_model_is_one_clear_error(tmp_path: Path) -> None:
     path = ultralytics_onnx(tmp_path / "seg.onnx", meta={**META, "task": "segment"})
-    with pytest.raises(DataError, match=r"seg.onnx: an Ultralytics segment model: lanner reads .* detect models only"):
+    with pytest.raises(DataError, match=r"seg.onnx: an Ultralytics segment model: .* detect and classify models"):
         Detector(DetectorConfig(model=str(path)))
 
 
@@ -157,3 +157,67 @@ def test_input_size_resizes_a_dynamic_export_and_refuses_a_fixed_one(tmp_path: P
     fixed = str(ultralytics_onnx(tmp_path / "fixed.onnx"))
     with pytest.raises(DataError, match=r"this Ultralytics export has a fixed input size.*dynamic=True"):
         Detector(DetectorConfig(model=fixed, input_size=[32, 64]))
+
+
+CLS_META = {"names": "{0: 'sedan', 1: 'truck', 2: 'bus'}", "stride": "1", "task": "classify", "imgsz": "[32, 32]",
+            "batch": "1"}  # fmt: skip
+
+
+def ultralytics_classifier_onnx(path: Path) -> Path:
+    """A '-cls' export stand-in: probabilities = softmax(10 x the mean of each RGB channel), NCHW 32x32 input."""
+    nodes = [
+        helper.make_node("ReduceMean", ["images"], ["m"], axes=[2, 3], keepdims=0),
+        helper.make_node("Constant", [], ["k"], value=helper.make_tensor("k", TensorProto.FLOAT, [], [10.0])),
+        helper.make_node("Mul", ["m", "k"], ["z"]),
+        helper.make_node("Softmax", ["z"], ["output0"], axis=1),
+    ]
+    images = helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, 32, 32])
+    output = helper.make_tensor_value_info("output0", TensorProto.FLOAT, ["batch", 3])
+    model = helper.make_model(helper.make_graph(nodes, "g", [images], [output]),
+                              opset_imports=[helper.make_opsetid("", 17)])  # fmt: skip
+    model.ir_version = 8
+    helper.set_model_props(model, CLS_META)
+    onnx.save(model, str(path))
+    return path
+
+
+def test_an_ultralytics_classifier_runs_as_a_secondary_and_in_predict(tmp_path: Path) -> None:
+    from lanner.core.detections import Detections
+    from lanner.core.frame import Frame
+    from lanner.pipeline.infer import SecondaryClassifier, SecondaryConfig
+    from lanner.train.predict import load_model, predict_classes
+
+    path = ultralytics_classifier_onnx(tmp_path / "cls.onnx")
+    image = np.zeros((60, 200, 3), np.uint8)
+    image[:, :100] = (0, 0, 255)  # red car on the left (BGR), green one on the right
+    image[:, 100:] = (0, 255, 0)
+    sgie = SecondaryClassifier(SecondaryConfig(model=str(path), min_width=1, min_height=1))
+    assert sgie.class_names == ["sedan", "truck", "bus"] and sgie.input_spec.resize == "center_crop"
+    frame = Frame(0, 0, 0, image, Detections.from_arrays([[0, 0, 100, 60], [100, 0, 200, 60]], [0, 0]))
+    sgie.process(frame)
+    id_key, conf_key = sgie.keys
+    assert frame.detections.data[id_key].tolist() == [0, 1]  # R -> class 0, G -> class 1 (RGB order)
+    want = np.exp(10) / (np.exp(10) + 2)  # softmax(10 * [1, 0, 0]): the model's own probability, not re-softmaxed
+    np.testing.assert_allclose(frame.detections.data[conf_key], [want, want], rtol=1e-4)
+    model = load_model(path)
+    assert (model.task, model.class_names) == ("classification", ("sedan", "truck", "bus"))
+    logits = predict_classes(model, [image[:, :100], image[:, 100:]])
+    np.testing.assert_allclose(np.exp(logits).sum(axis=1), 1.0, rtol=1e-5)  # log-probabilities
+    assert logits.argmax(axis=1).tolist() == [0, 1]
+
+
+def test_center_crop_matches_between_the_pipeline_and_calibration(tmp_path: Path) -> None:
+    pytest.importorskip("lanner.engine")
+    from lanner.data.preprocess import center_crop
+    from lanner.engine.calibrate.images import Preprocess
+    from lanner.engine.onnx_import import load_onnx
+
+    prep = Preprocess.from_graph(load_onnx(ultralytics_classifier_onnx(tmp_path / "cls.onnx")))
+    rng = np.random.default_rng(0)
+    for shape in ((60, 200), (200, 60), (20, 24)):  # wide, tall, smaller than the input (upscaled)
+        image = rng.integers(0, 255, (*shape, 3), dtype=np.uint8)
+        crop, _ = center_crop(image, (32, 32))
+        np.testing.assert_array_equal(prep._resize(image), crop)
+    wide = np.zeros((60, 200, 3), np.uint8)
+    wide[:, 84:116] = 255  # the middle of a wide image is what a centre crop keeps
+    assert center_crop(wide, (32, 32))[0].mean() > 100

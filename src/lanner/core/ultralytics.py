@@ -5,7 +5,9 @@ Ultralytics' exporter writes ``metadata_props`` as ``str()`` of Python values: `
 in newer versions, ``end2end``. Its preprocessing is fixed: letterbox with grey 114 padding, RGB, pixels / 255.
 ``lanner_metadata`` translates that into the keys ``lanner export`` writes (``input_size``, ``resize``,
 ``color_order``, ``mean``, ``std``, ``pad_value``, ``labels``, ``postprocess: ultralytics``), so the pipeline,
-``lanner evaluate``/``infer`` and calibration take such a model as it is.
+``lanner evaluate``/``infer`` and calibration take such a model as it is. A classifier (``task: classify``,
+``yolov8n-cls``) outputs probabilities and is preprocessed by scaling the shortest side to ``imgsz`` and a
+centre crop: ``resize: center_crop``, ``postprocess: probabilities``.
 
 ``decode_ultralytics`` reads the detection output, in network-input pixels, in the three layouts the exporter
 writes:
@@ -35,6 +37,7 @@ from lanner.core.errors import DataError
 from lanner.core.nms import NmsParams, select_detections
 
 POSTPROCESS = "ultralytics"
+PROBABILITIES = "probabilities"  # a classifier whose output is already softmaxed (``postprocess`` for -cls models)
 
 
 def is_ultralytics(meta: Mapping[str, str]) -> bool:
@@ -50,11 +53,12 @@ def lanner_metadata(
     when the metadata has no ``imgsz`` (YOLOv5); ``where`` (the model's path) goes into errors."""
     if not is_ultralytics(meta):
         return dict(meta)
-    if meta.get("task", "detect") != "detect":
+    task = meta.get("task", "detect")
+    if task not in ("detect", "classify"):
         raise DataError(
-            f"an Ultralytics {meta['task']} model: lanner reads Ultralytics detect models only",
+            f"an Ultralytics {task} model: lanner reads Ultralytics detect and classify models only",
             where=where,
-            fix="export a detection model (yolo export model=yolov8n.pt format=onnx)",
+            fix="export a detection model (yolo export model=yolov8n.pt format=onnx) or a classifier (-cls)",
         )
     out = dict(meta)
     imgsz = _literal(meta, "imgsz", where) if "imgsz" in meta else None
@@ -68,18 +72,12 @@ def lanner_metadata(
         size = [int(d) for d in dims]  # type: ignore[arg-type]
     if size is not None:
         out["input_size"] = json.dumps(size)
-    out |= {
-        "task": "detection",
-        "postprocess": POSTPROCESS,
-        "resize": "letterbox",
-        "color_order": "RGB",
-        "mean": "[0.0, 0.0, 0.0]",
-        "std": "[255.0, 255.0, 255.0]",
-        "pad_value": "114",
-        "labels": json.dumps(class_names(meta, where)),
-        "ultralytics_layout": _layout(meta),
-    }
-    return out
+    out |= {"color_order": "RGB", "mean": "[0.0, 0.0, 0.0]", "std": "[255.0, 255.0, 255.0]",
+            "labels": json.dumps(class_names(meta, where))}  # fmt: skip
+    if task == "classify":  # softmax already applied; shortest side to imgsz, then a centre crop
+        return out | {"task": "classification", "postprocess": PROBABILITIES, "resize": "center_crop"}
+    return out | {"task": "detection", "postprocess": POSTPROCESS, "resize": "letterbox", "pad_value": "114",
+                  "ultralytics_layout": _layout(meta)}  # fmt: skip
 
 
 def class_names(meta: Mapping[str, str], where: str = "") -> list[str]:

@@ -30,7 +30,7 @@ from lanner.core.detections import Detections
 from lanner.core.errors import DataError, UsageError
 from lanner.core.nms import NmsParams, select_detections
 from lanner.core.ultralytics import POSTPROCESS as ULTRALYTICS
-from lanner.core.ultralytics import decode_ultralytics, lanner_metadata
+from lanner.core.ultralytics import PROBABILITIES, decode_ultralytics, lanner_metadata
 from lanner.data.preprocess import InputSpec, boxes_to_image, to_network_input
 
 if TYPE_CHECKING:
@@ -331,7 +331,8 @@ def predict_classes(
     device: str | None = None,
     input_size: tuple[int, int] | None = None,
 ) -> np.ndarray:
-    """Class logits (N, K) of a classifier (torch or ONNX) on BGR uint8 images.
+    """Class logits (N, K) of a classifier (torch or ONNX) on BGR uint8 images; for a model that outputs
+    probabilities (an Ultralytics ``-cls`` export) their logarithm, so a softmax gives them back.
 
     Example:
         >>> logits = predict_classes(model, images)  # doctest: +SKIP
@@ -342,7 +343,10 @@ def predict_classes(
     outputs = []
     for chunk in _batches(images_bgr, batch_size):
         nchw, _ = to_network_input(list(chunk), spec)
-        outputs.append(model.run(nchw)[0] if isinstance(model, OnnxModel) else _torch_forward(model, nchw, device))
+        if isinstance(model, OnnxModel) and model.postprocess == PROBABILITIES:  # softmax(log p) = p downstream
+            outputs.append(np.log(np.clip(model.run(nchw)[0], 1e-12, None)))
+        else:
+            outputs.append(model.run(nchw)[0] if isinstance(model, OnnxModel) else _torch_forward(model, nchw, device))
     k = len(model_class_names(model))
     return np.concatenate(outputs).astype(np.float32) if outputs else np.zeros((0, k), np.float32)
 

@@ -7,7 +7,7 @@ A decoder is chosen by the ``postprocess`` key of the model's ONNX ``metadata_pr
   (box, class) pair above the threshold is a candidate (multi-label, like ``lanner.models.multiclass_nms``),
   then greedy class-aware NMS keeps at most ``max_det`` per image.
 - ``ultralytics``: an Ultralytics YOLO export (``lanner.core.ultralytics``, which also fills in its metadata).
-- ``softmax``: a classifier's ``logits (B, C)``.
+- ``softmax``: a classifier's ``logits (B, C)``; ``probabilities``: a classifier that applies its own softmax.
 
 Example:
     >>> boxes = np.array([[[0, 0, 10, 10], [1, 1, 10, 10], [20, 20, 30, 30]]], np.float32)
@@ -27,7 +27,7 @@ from lanner.core.detections import Detections
 from lanner.core.errors import DataError
 from lanner.core.nms import NmsParams, batched_nms, nms, select_detections
 from lanner.core.ultralytics import POSTPROCESS as ULTRALYTICS
-from lanner.core.ultralytics import decode_ultralytics
+from lanner.core.ultralytics import PROBABILITIES, decode_ultralytics
 
 
 def decode_yolox_decoded(outputs: Mapping[str, np.ndarray], params: NmsParams) -> list[Detections]:
@@ -55,6 +55,17 @@ def decode_softmax(outputs: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.nd
     class_id = probs.argmax(axis=1)
     return class_id.astype(np.int64), probs[np.arange(len(class_id)), class_id]
 
+
+def decode_probabilities(outputs: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """A classifier whose first output is already probabilities ``(B, C)`` (``postprocess: probabilities``, an
+    Ultralytics ``-cls`` export) -> ``(class_id (B,), probability (B,))``."""
+    probs = np.asarray(next(iter(outputs.values())), np.float32)
+    probs = probs.reshape(probs.shape[0], -1)
+    class_id = probs.argmax(axis=1)
+    return class_id.astype(np.int64), probs[np.arange(len(class_id)), class_id]
+
+
+CLASSIFIER_DECODERS = {"softmax": decode_softmax, PROBABILITIES: decode_probabilities}
 
 DetectionDecoder = Callable[[Mapping[str, np.ndarray], NmsParams], list[Detections]]
 DETECTION_DECODERS: dict[str, DetectionDecoder] = {"yolox_decoded": decode_yolox_decoded}

@@ -26,7 +26,7 @@ from lanner.core.config import Section
 from lanner.core.errors import ConfigError
 from lanner.core.frame import Frame
 from lanner.data.preprocess import InputSpec, to_network_input
-from lanner.pipeline.infer.postprocess import decode_softmax
+from lanner.pipeline.infer.postprocess import CLASSIFIER_DECODERS
 from lanner.pipeline.infer.runtime import Runtime, open_runtime
 
 _FORGET_AFTER_FRAMES = 300  # drop cached results of tracks not seen for this long (bounded memory)
@@ -64,12 +64,15 @@ class SecondaryClassifier:
         self.config = config
         self.runtime = runtime or open_runtime(config.model, config.runtime, config.threads)
         meta = self.runtime.metadata
-        if meta.get("postprocess", "softmax") != "softmax":
+        kind = meta.get("postprocess", "softmax")
+        if kind not in CLASSIFIER_DECODERS:
             raise ConfigError(
-                f"a secondary classifier needs a classifier (postprocess 'softmax'), got {meta.get('postprocess')!r}",
+                f"a secondary classifier needs a classifier (postprocess {' or '.join(map(repr, CLASSIFIER_DECODERS))}"
+                f"), got {meta.get('postprocess')!r}",
                 where=str(self.runtime.path),
                 fix="use a classification model here and detectors as the primary",
             )
+        self.decode = CLASSIFIER_DECODERS[kind]
         self.name = config.name or resolve_asset(config.model).stem
         self.input_spec = InputSpec.from_metadata(meta)
         self.class_names = list(config.labels or json.loads(meta.get("labels", "[]")))
@@ -140,7 +143,7 @@ class SecondaryClassifier:
             real = len(tensor)
             if self.runtime.fixed_batch and real < step:
                 tensor = np.concatenate([tensor, np.zeros((step - real, *tensor.shape[1:]), tensor.dtype)])
-            c, p = decode_softmax(self.runtime.run(tensor))
+            c, p = self.decode(self.runtime.run(tensor))
             classes.append(c[:real])
             probs.append(p[:real])
         self.crops_classified += len(crops)

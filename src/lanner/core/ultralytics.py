@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import ast
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -96,8 +96,6 @@ def decode_ultralytics(output: np.ndarray, layout: str, num_classes: int, params
     """One ``Detections`` per image from the model's first output (network-input pixels); ``layout`` is the
     ``ultralytics_layout`` key ``lanner_metadata`` wrote (``v8``, ``v5`` or ``end2end``)."""
     out = np.asarray(output, np.float32)
-    expected = {"v8": f"(B, {4 + num_classes}, anchors)", "v5": f"(B, anchors, {5 + num_classes})",
-                "end2end": "(B, N, 6)"}[layout]  # fmt: skip
     if layout == "end2end" and out.ndim == 3 and out.shape[2] == 6:
         return [_end2end(image, params) for image in out]
     if layout == "v8" and out.ndim == 3 and out.shape[1] == 4 + num_classes:
@@ -105,11 +103,20 @@ def decode_ultralytics(output: np.ndarray, layout: str, num_classes: int, params
         return [select_detections(_xyxy(r[:, :4]), r[:, 4:], params) for r in rows]
     if layout == "v5" and out.ndim == 3 and out.shape[2] == 5 + num_classes:
         return [select_detections(_xyxy(r[:, :4]), r[:, 5:] * r[:, 4:5], params) for r in out]
+    expected = {"v8": f"(B, {4 + num_classes}, anchors)", "v5": f"(B, anchors, {5 + num_classes})",
+                "end2end": "(B, N, 6)"}[layout]  # fmt: skip
     raise DataError(
         f"an Ultralytics {layout} detector's output should be {expected} for {num_classes} classes, "
         f"got {tuple(out.shape)}",
         fix="export the model with Ultralytics' `yolo export format=onnx` (a detect task; segment/pose are not read)",
     )
+
+
+def ultralytics_decoder(meta: Mapping[str, str]) -> Callable[[np.ndarray, NmsParams], list[Detections]]:
+    """``decode_ultralytics`` bound to a model's (``lanner_metadata``-translated) layout and class count: call it
+    with the model's first output and the NMS settings."""
+    layout, classes = meta["ultralytics_layout"], len(json.loads(meta["labels"]))
+    return lambda output, params: decode_ultralytics(output, layout, classes, params)
 
 
 def _xyxy(cxcywh: np.ndarray) -> np.ndarray:

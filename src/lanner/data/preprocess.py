@@ -124,9 +124,9 @@ def shrink_to(image: np.ndarray, new_w: int, new_h: int, dst: np.ndarray | None 
 def resize_image(image: np.ndarray | Picture, spec: InputSpec) -> tuple[np.ndarray, tuple[float, float]]:
     """Bring one HxWx3 image (or a decoder's ``Picture``) to the spec's size; returns it and the (x, y) scale
     applied to coordinates."""
-    if not isinstance(image, np.ndarray) and spec.resize == "center_crop":
-        image = image.to_bgr()
     if not isinstance(image, np.ndarray):  # a Picture (an ndarray check first: the Protocol check costs 17 us)
+        if spec.resize == "center_crop":
+            return center_crop(image.to_bgr(), spec.size_hw)
         if spec.resize == "letterbox":
             out, scale = letterbox_picture(image, spec.size_hw, spec.pad_value)
             return out, (scale, scale)

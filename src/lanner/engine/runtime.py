@@ -50,6 +50,8 @@ class Engine:
         self._backend = get_backend(str(plan.build_config.get("backend", "cpu")))
         self._executables: dict[int, Any] = {}
         self._lock = threading.Lock()
+        # inputs whose first dimension is the batch (declared shapes): what ``infer(pad=True)`` splits and pads
+        self._batched_inputs = {s.name for s in self.inputs if s.shape and s.shape[0] == plan.batch_symbol}
 
     @classmethod
     def load(cls, path: str | Path, *, check: bool = True) -> Engine:
@@ -71,7 +73,7 @@ class Engine:
         if not pad or not self.plan.profiles:
             return self.executable_for(feeds).run(feeds)
         n = self._batch_of(feeds)
-        batched_in = self._batched(self.inputs)
+        batched_in = self._batched_inputs
         step = max(p.max for p in self.plan.profiles)
         if n > step:
             pieces = [{k: v[i : i + step] if k in batched_in else v for k, v in feeds.items()}
@@ -88,11 +90,6 @@ class Engine:
                  for k, v in feeds.items()}  # fmt: skip
         out = self.executable_for(grown).run(grown)
         return {name: value[:n] if value.ndim and len(value) == size else value for name, value in out.items()}
-
-    def _batched(self, specs: list[TensorSpec]) -> set[str]:
-        """The inputs among ``specs`` whose first dimension is the batch (inputs keep their declared shapes)."""
-        symbol = self.plan.batch_symbol
-        return {s.name for s in specs if s.shape and symbol is not None and s.shape[0] == symbol}
 
     def executable_for(self, feeds: Mapping[str, np.ndarray]) -> Any:
         """The prepared executable of the profile that serves these feeds (validated)."""

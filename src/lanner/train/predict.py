@@ -22,7 +22,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 
@@ -30,7 +30,7 @@ from lanner.core.detections import Detections
 from lanner.core.errors import DataError, UsageError
 from lanner.core.nms import NmsParams, select_detections
 from lanner.core.ultralytics import POSTPROCESS as ULTRALYTICS
-from lanner.core.ultralytics import PROBABILITIES, decode_ultralytics, lanner_metadata
+from lanner.core.ultralytics import PROBABILITIES, lanner_metadata, ultralytics_decoder
 from lanner.data.preprocess import InputSpec, boxes_to_image, to_network_input
 
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ class OnnxModel:
     output_names: list[str] = field(default_factory=list)
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "cpu") -> OnnxModel:
+    def load(cls, path: str | Path, device: str = "cpu") -> Self:
         """Open ``path`` with ONNX Runtime (CUDA provider for ``device="cuda"``); bad files raise ``DataError``."""
         import onnxruntime as ort
 
@@ -90,7 +90,7 @@ class OnnxModel:
     @classmethod
     def from_metadata(
         cls, path: Path, session: Any, meta: dict[str, str], input_name: str, input_shape: Any, outputs: list[str]
-    ) -> Any:
+    ) -> Self:
         """The model described by its ``metadata_props`` (what ``lanner export`` writes, or an Ultralytics
         export's, translated by ``lanner.core.ultralytics``), run by ``session``."""
         meta = lanner_metadata(meta, input_shape, where=str(path))
@@ -140,7 +140,7 @@ class PlanModel(OnnxModel):
     """
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "cpu") -> Any:
+    def load(cls, path: str | Path, device: str = "cpu") -> Self:
         """Open a plan on the CPU backend; a damaged, mismatched or foreign file raises a ``LannerError``."""
         if device != "cpu":
             raise UsageError(
@@ -310,9 +310,8 @@ def predict_detections(
     for chunk in _batches(images_bgr, batch_size):
         nchw, scales = to_network_input(list(chunk), spec)
         if isinstance(model, OnnxModel) and model.postprocess == ULTRALYTICS:
-            layout = model.metadata["ultralytics_layout"]
-            params = NmsParams(conf, iou, max_det, 3000)
-            dets = decode_ultralytics(model.run(nchw)[0], layout, len(model.class_names), params)
+            params = NmsParams(conf, iou, max_det, pre_nms_topk=3000)  # multiclass_nms_numpy's candidates
+            dets = ultralytics_decoder(model.metadata)(model.run(nchw)[0], params)
         elif isinstance(model, OnnxModel):
             boxes, scores = model.run(nchw)[:2]
             dets = [multiclass_nms_numpy(b, s, conf, iou, max_det) for b, s in zip(boxes, scores)]

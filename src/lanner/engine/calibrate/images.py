@@ -89,18 +89,19 @@ class Preprocess:
         import cv2
 
         h, w = image.shape[:2]
-        if self.resize == "center_crop" and self.height == self.width:
+        if self.resize == "center_crop":
             # lanner.data.preprocess.center_crop (a sibling layer, not importable here; a test keeps them equal)
-            size = self.height
-            new_h, new_w = (size, max(size, int(size * w / h))) if h <= w else (max(size, int(size * h / w)), size)
+            new_h, new_w = self.height, self.width
+            if new_h == new_w and h <= w:  # square: the shortest side to the size, the long side truncated
+                new_w = max(new_w, int(new_h * w / h))
+            elif new_h == new_w:
+                new_h = max(new_h, int(new_w * h / w))
             flag = cv2.INTER_AREA if new_h < h or new_w < w else cv2.INTER_LINEAR
             resized = cv2.resize(image, (new_w, new_h), interpolation=flag)
-            top, left = round((new_h - size) / 2), round((new_w - size) / 2)
-            return resized[top : top + size, left : left + size]
+            top, left = round((new_h - self.height) / 2), round((new_w - self.width) / 2)
+            return resized[top : top + self.height, left : left + self.width]
         if self.resize != "letterbox":
-            flag = cv2.INTER_AREA if self.resize == "center_crop" and (self.height < h or self.width < w) else (
-                cv2.INTER_LINEAR)  # fmt: skip
-            return cv2.resize(image, (self.width, self.height), interpolation=flag)
+            return cv2.resize(image, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
         scale = min(self.height / h, self.width / w)
         new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
         canvas = np.full((self.height, self.width, 3), self.pad_value, dtype=np.uint8)

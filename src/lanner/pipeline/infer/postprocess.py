@@ -18,7 +18,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
@@ -27,7 +26,7 @@ from lanner.core.detections import Detections
 from lanner.core.errors import DataError
 from lanner.core.nms import NmsParams, batched_nms, nms, select_detections
 from lanner.core.ultralytics import POSTPROCESS as ULTRALYTICS
-from lanner.core.ultralytics import PROBABILITIES, decode_ultralytics
+from lanner.core.ultralytics import PROBABILITIES, ultralytics_decoder
 
 
 def decode_yolox_decoded(outputs: Mapping[str, np.ndarray], params: NmsParams) -> list[Detections]:
@@ -76,8 +75,8 @@ def detection_decoder(meta: Mapping[str, str]) -> DetectionDecoder | None:
     """The decoder for a model with these (``lanner_metadata``-translated) ``metadata_props``, or None."""
     kind = meta.get("postprocess")
     if kind == ULTRALYTICS:
-        layout, classes = meta["ultralytics_layout"], len(json.loads(meta["labels"]))
-        return lambda outputs, params: decode_ultralytics(next(iter(outputs.values())), layout, classes, params)
+        decode = ultralytics_decoder(meta)
+        return lambda outputs, params: decode(next(iter(outputs.values())), params)
     return DETECTION_DECODERS.get(str(kind))
 
 

@@ -211,3 +211,12 @@ def test_detections_inside_kitti_dontcare_regions_count_as_neither_hit_nor_miss(
         DetectionDataset(Path("."), ["person", "car"], [Sample("0", Path("0.png"), 200, 100, car)]), np.array([0, 1])
     )
     assert evaluate_detections([pred], without, ["person", "car"]).per_class_ap50["car"] < 0.9  # it was an FP
+
+
+def test_class_map_on_a_classification_set_renames_but_cannot_leave_classes_out(tmp_path):
+    from lanner.train.evaluate import with_class_map
+
+    ds = ClassificationDataset(tmp_path, ["Sedan", "Bus"], [ClassificationSample(tmp_path / "a.png", 0)])
+    assert with_class_map(ds, {"Sedan": "car"}).classes == ["car", "Bus"]
+    with pytest.raises(UsageError, match=r"--class-map NAME= \(not scored\) works on detection sets only"):
+        with_class_map(ds, {"Bus": ""})
